@@ -136,8 +136,13 @@ def _kl(log_p: np.ndarray, log_q: np.ndarray) -> np.ndarray:
     p_pos = log_p > -np.inf
     q_pos = log_q > -np.inf
     both = p_pos & q_pos
-    d = np.where(both, log_p, 0.0) - np.where(both, log_q, 0.0)
-    inside = np.where(both, np.exp(np.where(both, log_p, -np.inf)) * (d + np.expm1(-d)), 0.0).sum(-1)
+    lp, lq = np.where(both, log_p, 0.0), np.where(both, log_q, 0.0)
+    p, d = np.exp(lp), lp - lq
+    # p·(d − 1 + q/p): the expm1 form keeps full precision near d = 0; far from it there is no cancellation and
+    # p·d + q − p avoids overflowing expm1(−d) when q ≫ p.
+    near = np.abs(d) <= 1.0
+    terms = np.where(near, p * (d + np.expm1(-np.where(near, d, 0.0))), p * d + np.exp(lq) - p)
+    inside = np.where(both, terms, 0.0).sum(-1)
     outside = np.where(~p_pos & q_pos, np.exp(log_q), 0.0).sum(-1)
     escapes = np.any(p_pos & ~q_pos, axis=-1)  # p has mass where q has none
     return np.where(escapes, np.inf, inside + outside)

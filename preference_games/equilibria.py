@@ -1,0 +1,464 @@
+"""Exact best responses, duality gaps and Nash equilibria of (regularised) preference games.
+
+For the game J(π1, π2) = π1ᵀPπ2 − τKL(π1‖π_ref) + τKL(π2‖π_ref) (IPO-MD eq. 9, INPO eq. 3), write P = ½ + S with S
+skew. Then Pπ = ½ + Sπ on the simplex and, because πᵀSπ = 0, the duality gap of INPO §2.2,
+
+    DualGap(π) = max_{π1} J(π1, π) − min_{π2} J(π, π2),
+
+has the closed form (derived in ``docs/engine.md``)
+
+    DualGap_τ(π) = 2τ KL(π ‖ BR_τ(π)),        BR_τ(π) = softmax(log π_ref + Sπ/τ)   (τ > 0)
+    DualGap_0(π) = 2 max_{y ∈ Supp π_ref} (Sπ)(y) = 2 max_y p(y ≻ π) − 1          (τ = 0).
+
+It is non-negative, convex in π, zero only at the equilibrium, and computable to full relative precision, which is
+why every solver here returns it as its certificate. Over prompts, each quantity is the d0-expectation of the
+per-prompt one (the maxima in the gap separate across prompts).
+
+The regularised equilibrium (τ > 0) is the unique fixed point π* = BR_τ(π*) (IPO-MD eq. 12). We find it by damped
+Newton on the logits z with residual F(z) = z − log π_ref − S softmax(z)/τ (up to a constant). Its Jacobian
+I − S D_π/τ, with D_π = diag(π) − ππᵀ, is similar to I − (skew)/τ on the support, so its eigenvalues are 1 + iω and
+it is invertible everywhere: a Newton step always exists, and any stationary point of ‖F‖² is the solution. Small
+games solve the Newton system densely (batched over prompts); large ones by GMRES, one P-product per iteration.
+
+>>> from preference_games.games import rps_variant
+>>> eq = regularized_nash(rps_variant(antisymmetrize=True), tau=0.1)
+>>> eq.duality_gap <= 1e-12
+True
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import linprog
+from scipy.sparse.linalg import LinearOperator, gmres
+from scipy.special import logsumexp
+
+from .games import PreferenceGame
+from .policies import TabularPolicy, _kl
+
+
+class SolverError(RuntimeError):
+    """A solver could not certify its answer. It never returns an uncertified policy instead."""
+
+
+# ============================================================================================= measures
+def _check_tau(tau: float) -> float:
+    tau = float(tau)
+    if not np.isfinite(tau) or tau < 0:
+        raise ValueError(f"tau must be a finite number >= 0; got {tau}")
+    return tau
+
+
+def _br_log_probs(game: PreferenceGame, pi: np.ndarray, tau: float) -> np.ndarray:
+    """log BR_τ(π) = log softmax(log π_ref + Sπ/τ), float64 [X, Y], −inf off the support."""
+    scores = game.ref.log_probs + np.einsum("xij,xj->xi", game.S, pi) / tau  # [X, Y]
+    return scores - logsumexp(scores, axis=-1, keepdims=True)
+
+
+def best_response(game: PreferenceGame, policy, tau: float) -> TabularPolicy:
+    """The best response to π in the τ-regularised game: argmax_{π1} J(π1, π).
+
+    τ > 0: π_ref(y)·exp(p(y ≻ π)/τ)/Z (IPO-MD eq. 12 with π on the right held fixed). τ = 0: the pure policy on the
+    first action of ``Supp(π_ref)`` that maximises p(y ≻ π).
+
+    >>> from preference_games.games import rock_paper_scissors
+    >>> best_response(rock_paper_scissors(), [1.0, 0.0, 0.0], tau=0.0).probs.tolist()   # paper beats rock
+    [[0.0, 1.0, 0.0]]
+    """
+    tau = _check_tau(tau)
+    pi = game.policy(policy).probs
+    if tau > 0:
+        return TabularPolicy(_br_log_probs(game, pi, tau))
+    scores = np.where(game.support, np.einsum("xij,xj->xi", game.S, pi), -np.inf)
+    pure = np.zeros_like(pi)
+    pure[np.arange(game.num_prompts), np.argmax(scores, axis=-1)] = 1.0
+    return TabularPolicy.from_probs(pure)
+
+
+def duality_gap(game: PreferenceGame, policy, tau: float, *, per_prompt: bool = False):
+    """DualGap_τ(π) of INPO §2.2 in closed form (see the module docstring); τ = 0 gives the unregularised gap.
+
+    Returns the d0-expectation over prompts (a float), or the float64 [X] array with ``per_prompt=True``.
+
+    >>> from preference_games.games import rock_paper_scissors
+    >>> duality_gap(rock_paper_scissors(), [1.0, 0.0, 0.0], tau=0.0)   # paper beats pure rock surely: 2·1 − 1
+    1.0
+    """
+    tau = _check_tau(tau)
+    pol = game.policy(policy)
+    gaps = _gap(game, pol.log_probs, tau)
+    return gaps if per_prompt else game.expected(gaps)
+
+
+def _gap(game: PreferenceGame, log_pi: np.ndarray, tau: float) -> np.ndarray:
+    pi = np.exp(log_pi)
+    if tau > 0:
+        return 2.0 * tau * _kl(log_pi, _br_log_probs(game, pi, tau))
+    scores = np.where(game.support, np.einsum("xij,xj->xi", game.S, pi), -np.inf)
+    return np.maximum(2.0 * scores.max(axis=-1), 0.0)  # ≥ 0 exactly; rounding could leave −1e-17
+
+
+def exploitability(game: PreferenceGame, policy) -> float:
+    """max_y p(y ≻ π) − ½ in expectation over prompts: how far a best responder beats an even match against π.
+
+    Equal to DualGap_0(π)/2.
+    """
+    return duality_gap(game, policy, 0.0) / 2.0
+
+
+# ====================================================================================== regularised Nash
+@dataclass(frozen=True)
+class Equilibrium:
+    """A solved game: the policy and its own certificate.
+
+    ``duality_gap`` is DualGap_τ of ``policy`` in expectation over prompts and ``gaps`` per prompt [X]; both are
+    recomputed from the returned policy, never taken from the solver's internal state.
+    """
+
+    policy: TabularPolicy
+    tau: float
+    duality_gap: float
+    gaps: np.ndarray
+    iterations: int
+    matvecs: int
+
+
+#: Games with more actions than this solve the Newton system by GMRES instead of a dense factorisation:
+#: above it an LU costs more than the ~tens of P-products GMRES needs.
+DENSE_NEWTON_MAX_ACTIONS = 256
+
+
+def regularized_nash(
+    game: PreferenceGame,
+    tau: float,
+    *,
+    init=None,
+    tol: float = 1e-12,
+    max_iter: int = 200,
+) -> Equilibrium:
+    """The regularised Nash equilibrium π* = softmax(log π_ref + Pπ*/τ) (IPO-MD eq. 12 / Prop. 4.1; INPO §2.2), τ > 0.
+
+    Solved by damped Newton (module docstring) until the duality gap of the returned policy is at most ``tol`` on
+    every prompt; raises :class:`SolverError` if that does not happen within ``max_iter`` Newton steps. ``init`` (a
+    policy with full support on Supp(π_ref)) warm-starts the solve; :func:`tau_path` uses it.
+
+    >>> from preference_games.games import rock_paper_scissors
+    >>> eq = regularized_nash(rock_paper_scissors(), tau=0.05)
+    >>> np.allclose(eq.policy.probs, 1 / 3), eq.duality_gap < 1e-12
+    (True, True)
+    """
+    tau = _check_tau(tau)
+    if tau == 0:
+        raise ValueError("regularized_nash needs tau > 0; use nash_lp for the unregularised game")
+    if not tol > 0:
+        raise ValueError(f"tol must be positive; got {tol}")
+    newton = _Newton(game, tau)
+    if init is None:
+        z = np.where(game.support, game.ref.log_probs, -np.inf)
+    else:
+        z = game.policy(init).log_probs
+        if np.any(game.support & (z == -np.inf)):
+            raise ValueError("init must put positive mass on every action in the support of π_ref")
+    R, gaps = newton.evaluate(z)
+    for iteration in range(max_iter + 1):
+        if np.all(gaps <= tol):
+            return Equilibrium(TabularPolicy(z), tau, game.expected(gaps), gaps, iteration, newton.matvecs)
+        if iteration < max_iter:
+            z, R, gaps = newton.step(z, R, active=gaps > tol)
+    raise SolverError(
+        f"regularized_nash did not reach duality gap {tol:g} at tau={tau:g} in {max_iter} Newton steps "
+        f"(worst gap {gaps.max():.3g}); try a tau-path warm start (tau_path) or a larger max_iter"
+    )
+
+
+class _Newton:
+    """Damped Newton on the logits z [X, Y] for the fixed point z = log π_ref + S softmax(z)/τ + const."""
+
+    def __init__(self, game: PreferenceGame, tau: float):
+        self.game, self.tau = game, tau
+        self.support = game.support  # [X, Y]
+        self.log_ref = np.where(self.support, game.ref.log_probs, 0.0)  # finite everywhere
+        self.matvecs = 0  # products with S, the unit of cost in benchmarks/
+
+    def evaluate(self, z: np.ndarray):
+        """For normalised logits z: the centred residual R [X, Y] (zero off the support) and the gap [X]."""
+        pi = np.exp(z)  # [X, Y]
+        scores = self.log_ref + np.einsum("xij,xj->xi", self.game.S, pi) / self.tau  # log π_ref + Sπ/τ
+        self.matvecs += 1
+        F = np.where(self.support, np.where(self.support, z, 0.0) - scores, 0.0)
+        R = np.where(self.support, F - F.sum(-1, keepdims=True) / self.support.sum(-1, keepdims=True), 0.0)
+        log_br = np.where(self.support, scores, -np.inf)
+        gaps = 2.0 * self.tau * _kl(z, log_br - logsumexp(log_br, axis=-1, keepdims=True))
+        return R, gaps
+
+    def step(self, z: np.ndarray, R: np.ndarray, active: np.ndarray):
+        """One Newton step on the ``active`` prompts with Armijo backtracking on ½‖R‖², per prompt.
+
+        Newton is a descent direction for ½‖R‖² with slope −‖R‖²; the step halves until the merit falls by a
+        fraction of that. When no step length lowers the merit we are at rounding level, and the full step is kept:
+        the duality gap, not the merit, decides convergence.
+        """
+        d = self._direction(z, R, active)  # [X, Y], zero off the support and on inactive prompts
+        merit = 0.5 * np.sum(R**2, axis=-1)  # [X]
+        step = np.ones(len(z))
+        pending = active.copy()
+        new = None  # (z, R, gaps) of the full step, overwritten per prompt where a shorter step passes Armijo
+        for _ in range(40):
+            candidate = _normalised(z + (step * active)[:, None] * d, self.support)
+            cand_R, cand_gaps = self.evaluate(candidate)
+            if new is None:
+                new = (candidate, cand_R, cand_gaps)
+            ok = pending & (0.5 * np.sum(cand_R**2, axis=-1) <= (1.0 - 1e-4 * step) * merit)
+            for kept, tried in zip(new, (candidate, cand_R, cand_gaps)):
+                kept[ok] = tried[ok]
+            pending &= ~ok
+            if not pending.any():
+                break
+            step[pending] *= 0.5
+        return new
+
+    def _direction(self, z: np.ndarray, R: np.ndarray, active: np.ndarray) -> np.ndarray:
+        """Solve (I − S D_π/τ) d = −R per active prompt; D_π = diag(π) − ππᵀ (the softmax Jacobian)."""
+        pi = np.exp(z)  # [X, Y]
+        S = self.game.S
+        n = self.game.num_actions
+        if n <= DENSE_NEWTON_MAX_ACTIONS:
+            # S D_π = S·diag(π) − (Sπ)πᵀ: O(n²) to form. Off the support π = 0, so those columns of J are unit
+            # vectors and the support block is solved exactly as if it stood alone.
+            SD = S * pi[:, None, :] - np.einsum("xij,xj->xi", S, pi)[:, :, None] * pi[:, None, :]  # [X, Y, Y]
+            self.matvecs += 1
+            J = np.eye(n) - SD / self.tau
+            d = np.linalg.solve(J, -R[..., None])[..., 0]
+            return np.where(self.support & active[:, None], d, 0.0)
+        d = np.zeros_like(R)
+        for x in np.flatnonzero(active):
+            k = self.support[x]
+            d[x, k] = self._gmres(S[x][np.ix_(k, k)], pi[x, k], -R[x, k])
+        return d
+
+    def _gmres(self, S: np.ndarray, pi: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+        n = len(pi)
+
+        def apply(v):  # (I − S D_π/τ) v, one product with S
+            self.matvecs += 1
+            return v - S @ (pi * v - pi * (pi @ v)) / self.tau
+
+        operator = LinearOperator((n, n), matvec=apply, dtype=np.float64)
+        # Eisenstat–Walker forcing: a loose solve far from the root, a tight one near it (quadratic convergence).
+        rtol = min(0.1, float(np.linalg.norm(rhs)))
+        d, _ = gmres(operator, rhs, rtol=rtol, atol=0.0, restart=min(n, 100), maxiter=20)
+        return d
+
+
+def _normalised(z: np.ndarray, support: np.ndarray) -> np.ndarray:
+    z = np.where(support, z, -np.inf)
+    return z - logsumexp(z, axis=-1, keepdims=True)
+
+
+def tau_path(game: PreferenceGame, taus, *, tol: float = 1e-12, progress: bool = False) -> list[Equilibrium]:
+    """Regularised equilibria along a strictly decreasing grid of τ > 0, each warm-started from the previous one.
+
+    The path τ ↦ π*_τ is smooth, so the previous solution is inside Newton's fast region for the next τ when the
+    grid is not too coarse (a factor of 2–10 per step works).
+
+    >>> from preference_games.games import bradley_terry
+    >>> path = tau_path(bradley_terry([0.0, 1.0, 2.0]), [1.0, 0.1, 0.01])
+    >>> [round(float(eq.policy.probs[0, 2]), 4) for eq in path]   # mass on the Condorcet winner grows as τ falls
+    [0.5072, 0.9997, 1.0]
+    """
+    taus = [_check_tau(t) for t in np.atleast_1d(np.asarray(taus, dtype=np.float64))]
+    if not taus or taus[-1] <= 0 or any(b >= a for a, b in zip(taus, taus[1:])):
+        raise ValueError("tau_path needs a non-empty, strictly decreasing grid of positive taus")
+    path, init = [], None
+    for tau in _progress(taus, progress, "tau path"):
+        eq = regularized_nash(game, tau, init=init, tol=tol)
+        path.append(eq)
+        init = eq.policy
+    return path
+
+
+def _progress(items, enabled: bool, desc: str):
+    if not enabled:
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, desc=desc, leave=False)
+
+
+# ================================================================================== unregularised Nash (τ = 0)
+@dataclass(frozen=True)
+class LPEquilibrium:
+    """An equilibrium of the unregularised game (τ = 0) and its certificate.
+
+    ``value`` is the game value per prompt (½: the game is symmetric); ``duality_gap`` the d0-expected
+    DualGap_0 of ``policy``; ``unique`` per prompt whether the equilibrium set is a single point (see
+    :func:`nash_lp`); ``selection`` how a point was chosen where it is not.
+    """
+
+    policy: TabularPolicy
+    value: np.ndarray
+    duality_gap: float
+    gaps: np.ndarray
+    unique: np.ndarray
+    selection: str
+
+
+#: Largest DualGap_0 a returned τ = 0 equilibrium may have. HiGHS works to ~1e-7 feasibility; the support-polishing
+#: step usually brings the gap to rounding level, and the certificate is returned either way.
+LP_GAP_TOL = 1e-9
+
+SELECTIONS = ("max-entropy", "vertex")
+
+
+def nash_lp(game: PreferenceGame, *, selection: str = "max-entropy", tol: float = LP_GAP_TOL) -> LPEquilibrium:
+    """A Nash equilibrium of the unregularised game (τ = 0) per prompt, restricted to Supp(π_ref), with its certificate.
+
+    The symmetric game with skew payoff S has value ½ (in P), and π is an equilibrium iff Sπ ≤ 0 on the support, a
+    linear feasibility problem solved with scipy's HiGHS. Instead of handing HiGHS the whole n×n game, we guess the
+    equilibrium's support from the regularised equilibrium at a small τ and grow it by double oracle: solve the
+    LP on the candidate actions, add every action that beats the result (Sπ > 0), repeat. The final support is
+    polished by solving S_TT x = 0, 1ᵀx = 1 exactly. Each returned policy satisfies DualGap_0 ≤ ``tol``, else
+    :class:`SolverError`.
+
+    Uniqueness: if π's support T equals its set of best responses B = {y : (Sπ)(y) = 0} and S_TT has a
+    one-dimensional kernel, π is the only equilibrium (any other π' has Supp π' ⊆ B and S_TT π'_T = 0). Otherwise
+    two LPs over the equilibrium set, maximising and minimising a random linear function, decide (a difference
+    proves non-uniqueness; equality means a single point with probability one).
+
+    ``selection`` when the set is not a single point: ``"max-entropy"`` (default) returns argmin KL(π‖π_ref) over the
+    equilibrium set, which is the limit of the regularised equilibrium as τ → 0 (Tikhonov regularisation of a monotone
+    problem selects the regulariser's minimiser); ``"vertex"`` returns the basic solution HiGHS found.
+
+    >>> from preference_games.games import biased_rps
+    >>> eq = nash_lp(biased_rps(1, 2, 3))
+    >>> eq.policy.probs.round(6).tolist(), bool(eq.unique[0]), eq.duality_gap < 1e-12
+    ([[0.166667, 0.333333, 0.5]], True, True)
+    """
+    if selection not in SELECTIONS:
+        raise ValueError(f"selection must be one of {SELECTIONS}; got {selection!r}")
+    probs = np.zeros((game.num_prompts, game.num_actions))
+    unique = np.zeros(game.num_prompts, dtype=bool)
+    for x in range(game.num_prompts):
+        support = np.flatnonzero(game.support[x])
+        S = game.S[x][np.ix_(support, support)]
+        sub_game = PreferenceGame(0.5 + S[None], name=game.name)
+        guess = regularized_nash(sub_game, _SUPPORT_GUESS_TAU).policy.probs[0]
+        pi = _double_oracle(S, guess, tol)
+        unique[x] = _is_unique(S, pi)
+        if not unique[x] and selection == "max-entropy":
+            pi = _max_entropy(S, pi, game.ref.probs[x, support])
+        probs[x, support] = pi
+    policy = TabularPolicy.from_probs(probs)
+    gaps = _gap(game, policy.log_probs, 0.0)
+    if np.any(gaps > tol):
+        raise SolverError(f"nash_lp: certificate failed (worst DualGap_0 {gaps.max():.3g} > {tol:g})")
+    return LPEquilibrium(policy, np.full(game.num_prompts, 0.5), game.expected(gaps), gaps, unique, selection)
+
+
+#: τ of the regularised solve whose heavy actions seed the double oracle's candidate support.
+_SUPPORT_GUESS_TAU = 0.01
+
+
+def _double_oracle(S: np.ndarray, guess: np.ndarray, tol: float) -> np.ndarray:
+    """An x ∈ Δ with Sx ≤ tol/2, grown from the actions the regularised equilibrium ``guess`` weights most."""
+    n = len(guess)
+    candidates = guess >= 1.0 / (10 * n)
+    for _ in range(n):
+        T = np.flatnonzero(candidates)
+        x = np.zeros(n)
+        x[T] = _polish(S[np.ix_(T, T)], _lp_on(S[np.ix_(T, T)]))
+        violation = S @ x  # [n]: (Sx)(y) > 0 means y beats x
+        if violation.max() <= tol / 2:
+            return x
+        candidates |= violation > tol / 2
+    raise SolverError("nash_lp: double oracle did not converge")  # unreachable: T grows every round
+
+
+def _lp_on(S: np.ndarray) -> np.ndarray:
+    """HiGHS on the symmetric game S: minimise v subject to Sx ≤ v·1, 1ᵀx = 1, x ≥ 0 (optimal v = 0)."""
+    k = len(S)
+    result = linprog(
+        c=np.r_[np.zeros(k), 1.0],
+        A_ub=np.c_[S, -np.ones(k)],
+        b_ub=np.zeros(k),
+        A_eq=np.r_[np.ones(k), 0.0][None],
+        b_eq=[1.0],
+        bounds=[(0, None)] * k + [(None, None)],
+        method="highs",
+    )
+    if result.status != 0:
+        raise SolverError(f"nash_lp: HiGHS failed: {result.message}")
+    return np.clip(result.x[:k], 0.0, None) / np.clip(result.x[:k], 0.0, None).sum()
+
+
+def _polish(S: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Re-solve S_TT x_T = 0, 1ᵀx_T = 1 exactly on the LP solution's support T; keep the LP's x if that fails."""
+    T = np.flatnonzero(x > 1e-9)
+    A = np.r_[S[np.ix_(T, T)], np.ones((1, len(T)))]
+    b = np.r_[np.zeros(len(T)), 1.0]
+    exact, *_ = np.linalg.lstsq(A, b, rcond=None)
+    if np.any(exact <= 0) or np.abs(A @ exact - b).max() > 1e-12:
+        return x
+    polished = np.zeros_like(x)
+    polished[T] = exact
+    return polished if (S @ polished).max() <= max((S @ x).max(), 0.0) else x
+
+
+def _is_unique(S: np.ndarray, x: np.ndarray, atol: float = 1e-9) -> bool:
+    T = x > atol
+    B = S @ x >= -atol
+    if np.array_equal(T, B):
+        singular = np.linalg.svd(S[np.ix_(T, T)], compute_uv=False)
+        if T.sum() == 1 or singular[-2] > atol:  # rank k − 1: the kernel is the line through x_T
+            return True
+    # Every equilibrium lives on B; compare the range of a random linear function over the equilibrium set.
+    idx = np.flatnonzero(B)
+    c = np.random.default_rng(0).normal(size=len(idx))
+    extremes = [_linear_over_equilibria(S, idx, sign * c) for sign in (1.0, -1.0)]
+    return abs(extremes[0] + extremes[1]) <= 1e-7
+
+
+def _linear_over_equilibria(S: np.ndarray, idx: np.ndarray, c: np.ndarray) -> float:
+    """min cᵀx over {x ∈ Δ(idx) : Sx ≤ 0}."""
+    result = linprog(
+        c=c,
+        A_ub=S[:, idx],
+        b_ub=np.zeros(len(S)),
+        A_eq=np.ones((1, len(idx))),
+        b_eq=[1.0],
+        bounds=[(0, None)] * len(idx),
+        method="highs",
+    )
+    if result.status != 0:
+        raise SolverError(f"nash_lp: HiGHS failed on the uniqueness check: {result.message}")
+    return result.fun
+
+
+def _max_entropy(S: np.ndarray, x: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """argmin KL(x‖ref) over the equilibrium set {x ∈ Δ : Sx ≤ 0} (every equilibrium lives on B(x))."""
+    from scipy.optimize import minimize
+
+    idx = np.flatnonzero(S @ x >= -1e-9)
+    log_ref = np.log(ref[idx])
+
+    def objective(v):
+        v = np.clip(v, 1e-300, None)
+        return np.sum(v * (np.log(v) - log_ref)), np.log(v) - log_ref + 1.0
+
+    result = minimize(
+        objective,
+        x[idx],
+        jac=True,
+        method="SLSQP",
+        bounds=[(0.0, 1.0)] * len(idx),
+        constraints=[
+            {"type": "eq", "fun": lambda v: v.sum() - 1.0, "jac": lambda v: np.ones((1, len(v)))},
+            {"type": "ineq", "fun": lambda v: -(S[:, idx] @ v), "jac": lambda v: -S[:, idx]},
+        ],
+        options={"ftol": 1e-15, "maxiter": 500},
+    )
+    selected = np.zeros_like(x)
+    selected[idx] = np.clip(result.x, 0.0, None) / np.clip(result.x, 0.0, None).sum()
+    return selected
