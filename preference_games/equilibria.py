@@ -125,9 +125,13 @@ class Equilibrium:
     matvecs: int
 
 
-#: Games with more actions than this solve the Newton system by GMRES instead of a dense factorisation:
-#: above it an LU costs more than the ~tens of P-products GMRES needs.
+#: Up to this many actions the Newton system is factorised densely, batched over prompts. Above it each prompt
+#: first tries matrix-free GMRES with a budget of n / GMRES_BUDGET_DIVISOR products with S — about what an LU of
+#: the same size costs on a 2-core machine, where a product is memory-bound and an LU compute-bound
+#: (benchmarks/bench_equilibria.py) — and switches to a dense factorisation of the active block when GMRES would
+#: need more (small τ), for the rest of that solve.
 DENSE_NEWTON_MAX_ACTIONS = 256
+GMRES_BUDGET_DIVISOR = 20
 
 
 def regularized_nash(
@@ -181,6 +185,7 @@ class _Newton:
         self.support = game.support  # [X, Y]
         self.log_ref = np.where(self.support, game.ref.log_probs, 0.0)  # finite everywhere
         self.matvecs = 0  # products with S, the unit of cost in benchmarks/
+        self.dense = np.zeros(game.num_prompts, dtype=bool)  # per prompt: GMRES ran over budget, factorise instead
 
     def evaluate(self, z: np.ndarray):
         """For normalised logits z: the centred residual R [X, Y] (zero off the support) and the gap [X]."""
@@ -220,36 +225,60 @@ class _Newton:
         return new
 
     def _direction(self, z: np.ndarray, R: np.ndarray, active: np.ndarray) -> np.ndarray:
-        """Solve (I − S D_π/τ) d = −R per active prompt; D_π = diag(π) − ππᵀ (the softmax Jacobian)."""
+        """Solve J d = −R per active prompt, J = I − S D_π/τ and D_π = diag(π) − ππᵀ (the softmax Jacobian)."""
         pi = np.exp(z)  # [X, Y]
-        S = self.game.S
-        n = self.game.num_actions
-        if n <= DENSE_NEWTON_MAX_ACTIONS:
-            # S D_π = S·diag(π) − (Sπ)πᵀ: O(n²) to form. Off the support π = 0, so those columns of J are unit
-            # vectors and the support block is solved exactly as if it stood alone.
-            SD = S * pi[:, None, :] - np.einsum("xij,xj->xi", S, pi)[:, :, None] * pi[:, None, :]  # [X, Y, Y]
-            self.matvecs += 1
-            J = np.eye(n) - SD / self.tau
-            d = np.linalg.solve(J, -R[..., None])[..., 0]
-            return np.where(self.support & active[:, None], d, 0.0)
+        if self.game.num_actions <= DENSE_NEWTON_MAX_ACTIONS:
+            return np.where(self.support & active[:, None], _dense_newton(self.game.S, pi, R, self.tau), 0.0)
         d = np.zeros_like(R)
         for x in np.flatnonzero(active):
             k = self.support[x]
-            d[x, k] = self._gmres(S[x][np.ix_(k, k)], pi[x, k], -R[x, k])
+            S = self.game.S[x][np.ix_(k, k)]
+            solved = None if self.dense[x] else self._gmres(S, pi[x, k], -R[x, k])
+            if solved is None:  # GMRES would cost more than a factorisation: factorise from now on
+                self.dense[x] = True
+                solved = self._dense_on_active(S, pi[x, k], R[x, k])
+            d[x, k] = solved
         return d
 
-    def _gmres(self, S: np.ndarray, pi: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    def _gmres(self, S: np.ndarray, pi: np.ndarray, rhs: np.ndarray) -> np.ndarray | None:
+        """Matrix-free GMRES, one product with S per iteration, within the budget of a dense solve; None if over."""
         n = len(pi)
 
-        def apply(v):  # (I − S D_π/τ) v, one product with S
+        def apply(v):  # (I − S D_π/τ) v
             self.matvecs += 1
             return v - S @ (pi * v - pi * (pi @ v)) / self.tau
 
         operator = LinearOperator((n, n), matvec=apply, dtype=np.float64)
         # Eisenstat–Walker forcing: a loose solve far from the root, a tight one near it (quadratic convergence).
         rtol = min(0.1, float(np.linalg.norm(rhs)))
-        d, _ = gmres(operator, rhs, rtol=rtol, atol=0.0, restart=min(n, 100), maxiter=20)
+        budget = max(10, n // GMRES_BUDGET_DIVISOR)
+        d, info = gmres(operator, rhs, rtol=rtol, atol=0.0, restart=budget, maxiter=1)
+        return d if info == 0 else None
+
+    def _dense_on_active(self, S: np.ndarray, pi: np.ndarray, R: np.ndarray) -> np.ndarray:
+        """The Newton system factorised on the actions that carry mass, A = {π > 1e-30}.
+
+        Column y of S D_π is π_y-weighted, so for y ∉ A the column of J is e_y up to 1e-30/τ and the rows of A close
+        on themselves; the rows outside A then follow by one product: d_I = −R_I + S_IA (D_π d)_A / τ.
+        """
+        A = pi > 1e-30
+        d_A = _dense_newton(S[np.ix_(A, A)][None], pi[A][None], R[A][None], self.tau)[0]
+        self.matvecs += 1
+        Dd = pi[A] * d_A - pi[A] * (pi[A] @ d_A)  # (D_π d) on A
+        d = -R + S[:, A] @ Dd / self.tau
+        d[A] = d_A
         return d
+
+
+def _dense_newton(S: np.ndarray, pi: np.ndarray, R: np.ndarray, tau: float) -> np.ndarray:
+    """Batched dense solve of (I − S D_π/τ) d = −R: S [X, n, n], π and R [X, n] → d [X, n].
+
+    S D_π = S·diag(π) − (Sπ)πᵀ costs O(n²) to form. Where π = 0 (off the support) the column of J is a unit vector,
+    so the support block is solved exactly as if it stood alone.
+    """
+    n = S.shape[-1]
+    SD = S * pi[:, None, :] - np.einsum("xij,xj->xi", S, pi)[:, :, None] * pi[:, None, :]  # [X, n, n]
+    return np.linalg.solve(np.eye(n) - SD / tau, -R[..., None])[..., 0]
 
 
 def _normalised(z: np.ndarray, support: np.ndarray) -> np.ndarray:
@@ -315,12 +344,14 @@ SELECTIONS = ("max-entropy", "vertex")
 def nash_lp(game: PreferenceGame, *, selection: str = "max-entropy", tol: float = LP_GAP_TOL) -> LPEquilibrium:
     """A Nash equilibrium of the unregularised game (τ = 0) per prompt, restricted to Supp(π_ref), with its certificate.
 
-    The symmetric game with skew payoff S has value ½ (in P), and π is an equilibrium iff Sπ ≤ 0 on the support, a
-    linear feasibility problem solved with scipy's HiGHS. Instead of handing HiGHS the whole n×n game, we guess the
-    equilibrium's support from the regularised equilibrium at a small τ and grow it by double oracle: solve the
-    LP on the candidate actions, add every action that beats the result (Sπ > 0), repeat. The final support is
-    polished by solving S_TT x = 0, 1ᵀx = 1 exactly. Each returned policy satisfies DualGap_0 ≤ ``tol``, else
-    :class:`SolverError`.
+    The symmetric game with skew payoff S has value ½ (in P), and π is an equilibrium iff Sπ ≤ 0 on the support: a
+    linear feasibility problem. Games with at most ``LP_DIRECT_MAX_ACTIONS`` actions go to scipy's HiGHS whole.
+    Larger ones are solved only on their support, found from the τ-path: as τ → 0 the regularised equilibrium keeps
+    mass on the support of the limit equilibrium and loses it elsewhere like exp(−margin/τ), so along a warm-started
+    path τ = 10⁻², 10⁻²/3, … we guess T = {π_τ/π_ref ≥ 10⁻⁴}, solve S_TT x = 0, 1ᵀx = 1 exactly and stop as soon as
+    x > 0 and Sx ≤ tol/2 everywhere. If the path never certifies (degenerate games), a double oracle over HiGHS
+    finishes: solve the LP on the candidate actions, add every action that beats the result, repeat. The returned
+    policy satisfies DualGap_0 ≤ ``tol``, else :class:`SolverError`.
 
     Uniqueness: if π's support T equals its set of best responses B = {y : (Sπ)(y) = 0} and S_TT has a
     one-dimensional kernel, π is the only equilibrium (any other π' has Supp π' ⊆ B and S_TT π'_T = 0). Otherwise
@@ -338,17 +369,21 @@ def nash_lp(game: PreferenceGame, *, selection: str = "max-entropy", tol: float 
     """
     if selection not in SELECTIONS:
         raise ValueError(f"selection must be one of {SELECTIONS}; got {selection!r}")
+    if not tol > 0:
+        raise ValueError(f"tol must be positive; got {tol}")
     probs = np.zeros((game.num_prompts, game.num_actions))
     unique = np.zeros(game.num_prompts, dtype=bool)
     for x in range(game.num_prompts):
         support = np.flatnonzero(game.support[x])
         S = game.S[x][np.ix_(support, support)]
-        sub_game = PreferenceGame(0.5 + S[None], name=game.name)
-        guess = regularized_nash(sub_game, _SUPPORT_GUESS_TAU).policy.probs[0]
-        pi = _double_oracle(S, guess, tol)
+        ref = game.ref.probs[x, support]
+        if len(support) <= LP_DIRECT_MAX_ACTIONS:
+            pi = _double_oracle(S, np.ones(len(support), dtype=bool), tol)
+        else:
+            pi = _support_from_tau_path(S, ref, tol)
         unique[x] = _is_unique(S, pi)
         if not unique[x] and selection == "max-entropy":
-            pi = _max_entropy(S, pi, game.ref.probs[x, support])
+            pi = _max_entropy(S, pi, ref)
         probs[x, support] = pi
     policy = TabularPolicy.from_probs(probs)
     gaps = _gap(game, policy.log_probs, 0.0)
@@ -357,23 +392,97 @@ def nash_lp(game: PreferenceGame, *, selection: str = "max-entropy", tol: float 
     return LPEquilibrium(policy, np.full(game.num_prompts, 0.5), game.expected(gaps), gaps, unique, selection)
 
 
-#: τ of the regularised solve whose heavy actions seed the double oracle's candidate support.
-_SUPPORT_GUESS_TAU = 0.01
+#: Up to this many actions HiGHS solves the whole game in well under a second; above it, the τ-path finds the support.
+LP_DIRECT_MAX_ACTIONS = 200
 
 
-def _double_oracle(S: np.ndarray, guess: np.ndarray, tol: float) -> np.ndarray:
-    """An x ∈ Δ with Sx ≤ tol/2, grown from the actions the regularised equilibrium ``guess`` weights most."""
-    n = len(guess)
-    candidates = guess >= 1.0 / (10 * n)
+#: The τ grid along which nash_lp looks for the support of large games.
+_LP_PATH_TAUS = 1e-2 * 3.0 ** -np.arange(15)  # down to ~2e-9
+
+
+def _support_from_tau_path(S: np.ndarray, ref: np.ndarray, tol: float) -> np.ndarray:
+    """An equilibrium of the sub-game S found by support identification along a τ-path (see :func:`nash_lp`)."""
+    sub_game = PreferenceGame(0.5 + S[None], ref[None])
+    log_ref = np.log(ref)
+    candidates = np.ones(len(S), dtype=bool)
+    policy, previous_tau = None, None
+    for tau in _LP_PATH_TAUS:
+        if policy is not None:
+            # Off the support log(π/π_ref) grows like 1/τ: rescaling it is the right warm start for those actions.
+            policy = TabularPolicy.from_logits(log_ref + (previous_tau / tau) * (policy.log_probs[0] - log_ref))
+        try:
+            policy = regularized_nash(sub_game, tau, init=policy).policy
+        except SolverError:
+            break
+        previous_tau = tau
+        candidates = policy.probs[0] >= 1e-4 * ref
+        x = _active_set(S, candidates, tol)
+        if x is not None:
+            return x
+    return _double_oracle(S, candidates, tol)
+
+
+def _active_set(S: np.ndarray, T: np.ndarray, tol: float, rounds: int = 8) -> np.ndarray | None:
+    """Correct a guessed support T by a few exchange rounds: drop actions the exact solve weights ≤ 0, add actions
+    that beat the solution. Returns a certified x (Sx ≤ tol/2), or None when the guess was too far off."""
+    T = T.copy()
+    for _ in range(rounds):
+        x = _solve_on_support(S, T)
+        if x is None:
+            return None
+        if np.any(x[T] <= 0):
+            T &= x > 0
+            continue
+        violation = S @ x
+        if violation.max() <= tol / 2:
+            return x
+        T |= violation > tol / 2
+    return None
+
+
+def _solve_on_support(S: np.ndarray, T: np.ndarray) -> np.ndarray | None:
+    """The solution of S_TT x_T = v·1, 1ᵀx_T = 1 with zeros off T, or None if that bordered system is singular.
+
+    For a generic skew S_TT, the system is regular exactly when |T| is odd, and then v = 0 (Kaplansky: a symmetric
+    zero-sum game's generic equilibrium has odd support). x may have non-positive entries: the caller checks.
+    """
+    idx = np.flatnonzero(T)
+    k = len(idx)
+    A = np.zeros((k + 1, k + 1))  # [[S_TT, −1], [1ᵀ, 0]]
+    A[:k, :k] = S[np.ix_(idx, idx)]
+    A[:k, k] = -1.0
+    A[k, :k] = 1.0
+    b = np.zeros(k + 1)
+    b[k] = 1.0
+    try:
+        solution = np.linalg.solve(A, b)
+    except np.linalg.LinAlgError:
+        return None
+    if not np.all(np.isfinite(solution)) or np.abs(A @ solution - b).max() > 1e-12:
+        return None
+    x = np.zeros(len(S))
+    x[idx] = solution[:k]
+    return x
+
+
+def _double_oracle(S: np.ndarray, candidates: np.ndarray, tol: float) -> np.ndarray:
+    """An x ∈ Δ with Sx ≤ tol/2, by HiGHS on the candidate actions, growing them by every action that beats x."""
+    candidates = candidates.copy()
+    n = len(S)
     for _ in range(n):
         T = np.flatnonzero(candidates)
         x = np.zeros(n)
-        x[T] = _polish(S[np.ix_(T, T)], _lp_on(S[np.ix_(T, T)]))
+        x[T] = _lp_on(S[np.ix_(T, T)])
+        polished = _solve_on_support(S, x > 1e-9)  # HiGHS works to ~1e-7; the exact solve on its support is exact
+        if polished is not None and polished.min() >= 0 and (S @ polished).max() <= max((S @ x).max(), 0.0):
+            x = polished
         violation = S @ x  # [n]: (Sx)(y) > 0 means y beats x
         if violation.max() <= tol / 2:
             return x
+        if not np.any(violation[~candidates] > tol / 2):
+            raise SolverError(f"nash_lp: HiGHS solution violates its own constraints by {violation.max():.3g}")
         candidates |= violation > tol / 2
-    raise SolverError("nash_lp: double oracle did not converge")  # unreachable: T grows every round
+    raise SolverError("nash_lp: double oracle did not converge")  # unreachable: the candidates grow every round
 
 
 def _lp_on(S: np.ndarray) -> np.ndarray:
@@ -391,19 +500,6 @@ def _lp_on(S: np.ndarray) -> np.ndarray:
     if result.status != 0:
         raise SolverError(f"nash_lp: HiGHS failed: {result.message}")
     return np.clip(result.x[:k], 0.0, None) / np.clip(result.x[:k], 0.0, None).sum()
-
-
-def _polish(S: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """Re-solve S_TT x_T = 0, 1ᵀx_T = 1 exactly on the LP solution's support T; keep the LP's x if that fails."""
-    T = np.flatnonzero(x > 1e-9)
-    A = np.r_[S[np.ix_(T, T)], np.ones((1, len(T)))]
-    b = np.r_[np.zeros(len(T)), 1.0]
-    exact, *_ = np.linalg.lstsq(A, b, rcond=None)
-    if np.any(exact <= 0) or np.abs(A @ exact - b).max() > 1e-12:
-        return x
-    polished = np.zeros_like(x)
-    polished[T] = exact
-    return polished if (S @ polished).max() <= max((S @ x).max(), 0.0) else x
 
 
 def _is_unique(S: np.ndarray, x: np.ndarray, atol: float = 1e-9) -> bool:
