@@ -37,20 +37,21 @@ def load_array(path: str, what: str) -> np.ndarray:
     if not file.is_file():
         raise UsageError(f"{what} file not found: {path}")
     suffix = file.suffix.lower()
+    if suffix not in (".npy", ".csv", ".json"):
+        raise UsageError(f"{what} file must end in .npy, .csv or .json: {path}")
     try:
         if suffix == ".npy":
             array = np.load(file, allow_pickle=False)
         elif suffix == ".csv":
             array = np.loadtxt(file, delimiter=",", dtype=np.float64, ndmin=1)
-        elif suffix == ".json":
-            array = np.array(json.loads(file.read_text()), dtype=np.float64)
         else:
-            raise UsageError(f"{what} file must end in .npy, .csv or .json: {path}")
-    except UsageError:
-        raise
+            array = json.loads(file.read_text())
     except (ValueError, TypeError, OSError) as error:
         raise UsageError(f"cannot read {what} file {path}: {str(error).splitlines()[0]}") from None
-    return np.asarray(array, dtype=np.float64)
+    try:
+        return np.array(array, dtype=np.float64)
+    except (ValueError, TypeError):
+        raise UsageError(f"{what} file {path} does not hold a rectangular numeric array") from None
 
 
 def game_from_args(args) -> PreferenceGame:
