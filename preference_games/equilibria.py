@@ -51,9 +51,14 @@ def _check_tau(tau: float) -> float:
     return tau
 
 
+def _apply(S: np.ndarray, pi: np.ndarray) -> np.ndarray:
+    """Sπ per prompt: S [X, Y, Y], π [X, Y] → [X, Y]. A batched matmul (BLAS); einsum here is several times slower."""
+    return np.matmul(S, pi[..., None])[..., 0]
+
+
 def _br_log_probs(game: PreferenceGame, pi: np.ndarray, tau: float) -> np.ndarray:
     """log BR_τ(π) = log softmax(log π_ref + Sπ/τ), float64 [X, Y], −inf off the support."""
-    scores = game.ref.log_probs + np.einsum("xij,xj->xi", game.S, pi) / tau  # [X, Y]
+    scores = game.ref.log_probs + _apply(game.S, pi) / tau  # [X, Y]
     return scores - logsumexp(scores, axis=-1, keepdims=True)
 
 
@@ -71,7 +76,7 @@ def best_response(game: PreferenceGame, policy, tau: float) -> TabularPolicy:
     pi = game.policy(policy).probs
     if tau > 0:
         return TabularPolicy(_br_log_probs(game, pi, tau))
-    scores = np.where(game.support, np.einsum("xij,xj->xi", game.S, pi), -np.inf)
+    scores = np.where(game.support, _apply(game.S, pi), -np.inf)
     pure = np.zeros_like(pi)
     pure[np.arange(game.num_prompts), np.argmax(scores, axis=-1)] = 1.0
     return TabularPolicy.from_probs(pure)
@@ -96,7 +101,7 @@ def _gap(game: PreferenceGame, log_pi: np.ndarray, tau: float) -> np.ndarray:
     pi = np.exp(log_pi)
     if tau > 0:
         return 2.0 * tau * _kl(log_pi, _br_log_probs(game, pi, tau))
-    scores = np.where(game.support, np.einsum("xij,xj->xi", game.S, pi), -np.inf)
+    scores = np.where(game.support, _apply(game.S, pi), -np.inf)
     return np.maximum(2.0 * scores.max(axis=-1), 0.0)  # ≥ 0 exactly; rounding could leave −1e-17
 
 
@@ -126,12 +131,21 @@ class Equilibrium:
 
 
 #: Up to this many actions the Newton system is factorised densely, batched over prompts. Above it each prompt
-#: first tries matrix-free GMRES with a budget of n / GMRES_BUDGET_DIVISOR products with S — about what an LU of
-#: the same size costs on a 2-core machine, where a product is memory-bound and an LU compute-bound
-#: (benchmarks/bench_equilibria.py) — and switches to a dense factorisation of the active block when GMRES would
-#: need more (small τ), for the rest of that solve.
+#: first tries matrix-free GMRES with a budget of n / GMRES_BUDGET_DIVISOR products with S and switches to a dense
+#: factorisation of the active block, for the rest of that solve, when GMRES would need more (small τ). One LU of an
+#: n × n block costs several hundred products on a 2-core machine (≈ n/2.4 at n = 1000, n/17 at n = 3000, where the
+#: product is memory-bound), so a GMRES solve that fits the budget is always the cheaper one, and one that does not
+#: is abandoned before it has cost a large fraction of the factorisation it falls back to.
 DENSE_NEWTON_MAX_ACTIONS = 256
 GMRES_BUDGET_DIVISOR = 20
+
+#: Besides the gap, regularized_nash requires every logit to satisfy the fixed-point equation within
+#: LOGIT_TOL·max(1, max_y |log π(y)|). The gap weights each action by its mass, so on its own it would accept an
+#: action of mass 1e-20 whose true mass is 1e-50 (a warm start along a τ-path does exactly that); the logit residual
+#: gives every probability, however small, a relative error of about LOGIT_TOL as long as log-probabilities are
+#: O(1). The scale follows the rounding floor of the residual, ~1e-16·max|Sπ|/τ ≈ 1e-16·max|log π|, which at
+#: τ = 1e-7 is already 1e-9.
+LOGIT_TOL = 1e-10
 
 
 def regularized_nash(
@@ -144,9 +158,14 @@ def regularized_nash(
 ) -> Equilibrium:
     """The regularised Nash equilibrium π* = softmax(log π_ref + Pπ*/τ) (IPO-MD eq. 12 / Prop. 4.1; INPO §2.2), τ > 0.
 
-    Solved by damped Newton (module docstring) until the duality gap of the returned policy is at most ``tol`` on
-    every prompt; raises :class:`SolverError` if that does not happen within ``max_iter`` Newton steps. ``init`` (a
-    policy with full support on Supp(π_ref)) warm-starts the solve; :func:`tau_path` uses it.
+    Solved by damped Newton (module docstring) until, on every prompt, the duality gap of the returned policy is at
+    most ``tol`` and every logit solves the fixed-point equation to ``LOGIT_TOL`` relative precision (so tiny
+    probabilities are right too); raises :class:`SolverError` if that does not happen within ``max_iter``
+    Newton steps. ``init`` (a policy with full support on Supp(π_ref)) warm-starts the solve; :func:`tau_path` uses it.
+
+    What the certificate proves: for every π, DualGap_τ(π) ≥ J(π*, π) − J(π, π*) = 2τ KL(π‖π*) (expand both J with
+    log π* = log π_ref + Sπ*/τ − log Z; ``docs/engine.md``), so the returned π satisfies
+    KL(π‖π*) ≤ duality_gap/(2τ) and ‖π − π*‖₁ ≤ √(duality_gap/τ) per prompt, with no trust in the solver needed.
 
     >>> from preference_games.games import rock_paper_scissors
     >>> eq = regularized_nash(rock_paper_scissors(), tau=0.05)
@@ -167,13 +186,18 @@ def regularized_nash(
             raise ValueError("init must put positive mass on every action in the support of π_ref")
     R, gaps = newton.evaluate(z)
     for iteration in range(max_iter + 1):
-        if np.all(gaps <= tol):
-            return Equilibrium(TabularPolicy(z), tau, game.expected(gaps), gaps, iteration, newton.matvecs)
+        logit_scale = np.maximum(1.0, np.abs(np.where(game.support, z, 0.0)).max(axis=-1))  # [X]
+        pending = (gaps > tol) | (np.abs(R).max(axis=-1) > LOGIT_TOL * logit_scale)  # [X]
+        if not pending.any():
+            policy = TabularPolicy(z)
+            gaps = _gap(game, policy.log_probs, tau)  # the certificate of what is returned, recomputed
+            return Equilibrium(policy, tau, game.expected(gaps), gaps, iteration, newton.matvecs)
         if iteration < max_iter:
-            z, R, gaps = newton.step(z, R, active=gaps > tol)
+            z, R, gaps = newton.step(z, R, active=pending)
     raise SolverError(
-        f"regularized_nash did not reach duality gap {tol:g} at tau={tau:g} in {max_iter} Newton steps "
-        f"(worst gap {gaps.max():.3g}); try a tau-path warm start (tau_path) or a larger max_iter"
+        f"regularized_nash did not converge at tau={tau:g} in {max_iter} Newton steps (worst duality gap "
+        f"{gaps.max():.3g}, target {tol:g}; worst relative logit residual {(np.abs(R).max(-1) / logit_scale).max():.3g}, target {LOGIT_TOL:g}); "
+        "try a tau-path warm start (tau_path) or a larger max_iter"
     )
 
 
@@ -190,7 +214,7 @@ class _Newton:
     def evaluate(self, z: np.ndarray):
         """For normalised logits z: the centred residual R [X, Y] (zero off the support) and the gap [X]."""
         pi = np.exp(z)  # [X, Y]
-        scores = self.log_ref + np.einsum("xij,xj->xi", self.game.S, pi) / self.tau  # log π_ref + Sπ/τ
+        scores = self.log_ref + _apply(self.game.S, pi) / self.tau  # log π_ref + Sπ/τ
         self.matvecs += 1
         F = np.where(self.support, np.where(self.support, z, 0.0) - scores, 0.0)
         R = np.where(self.support, F - F.sum(-1, keepdims=True) / self.support.sum(-1, keepdims=True), 0.0)
@@ -232,7 +256,7 @@ class _Newton:
         d = np.zeros_like(R)
         for x in np.flatnonzero(active):
             k = self.support[x]
-            S = self.game.S[x][np.ix_(k, k)]
+            S = self.game.S[x] if k.all() else self.game.S[x][np.ix_(k, k)]  # skip an O(n²) copy per step
             solved = None if self.dense[x] else self._gmres(S, pi[x, k], -R[x, k])
             if solved is None:  # GMRES would cost more than a factorisation: factorise from now on
                 self.dense[x] = True
@@ -277,7 +301,7 @@ def _dense_newton(S: np.ndarray, pi: np.ndarray, R: np.ndarray, tau: float) -> n
     so the support block is solved exactly as if it stood alone.
     """
     n = S.shape[-1]
-    SD = S * pi[:, None, :] - np.einsum("xij,xj->xi", S, pi)[:, :, None] * pi[:, None, :]  # [X, n, n]
+    SD = S * pi[:, None, :] - _apply(S, pi)[:, :, None] * pi[:, None, :]  # [X, n, n]
     return np.linalg.solve(np.eye(n) - SD / tau, -R[..., None])[..., 0]
 
 

@@ -52,18 +52,23 @@ def _validated_skew_part(P, antisymmetrize: bool) -> np.ndarray:
     duality-gap formula rely on (they use ``Pπ = ½ + Sπ`` for every π on the simplex).
     """
     try:
-        P = np.array(P, dtype=np.float64)
+        P = np.asarray(P)
+        if np.iscomplexobj(P):
+            raise ValueError("preference matrix has complex entries")
+        P = P.astype(np.float64)
     except (TypeError, ValueError) as error:
+        if "complex" in str(error):
+            raise
         raise ValueError(f"preference matrix is not a rectangular numeric array ({type(error).__name__})") from None
-    if P.ndim == 2:
-        P = P[None]
-    if P.ndim != 3 or P.shape[1] != P.shape[2]:
+    if P.ndim not in (2, 3) or P.shape[-1] != P.shape[-2]:
         raise ValueError(f"preference matrix must be square (Y, Y) or a stack (X, Y, Y); got shape {P.shape}")
-    if P.shape[1] == 0 or P.shape[0] == 0:
+    if P.size == 0:
         raise ValueError("preference matrix is empty")
     if not np.all(np.isfinite(P)):
         bad = np.argwhere(~np.isfinite(P))[0]
         raise ValueError(f"preference matrix has a non-finite entry at {tuple(int(b) for b in bad)}")
+    if P.ndim == 2:
+        P = P[None]
     X = P.shape[0]
     outside = (P < 0) | (P > 1)
     if np.any(outside):
@@ -166,6 +171,7 @@ class PreferenceGame:
         self.S.flags.writeable = False
         self.ref = ref
         self.prompt_probs = prompt_probs
+        self.prompt_probs.flags.writeable = False
         self.actions = actions
         self.name = name
 
@@ -396,11 +402,13 @@ def by_name(name: str, *, actions: int | None = None, seed: int = 0, antisymmetr
         return rps_variant(antisymmetrize=antisymmetrize)
     if name == "biased-rps":
         return biased_rps(1.0, 2.0, 3.0)
+    n = actions if actions is not None else (10 if name == "random" else 5)
     if name == "bradley-terry":
-        n = actions or 5
-        return bradley_terry(np.linspace(0.0, 2.0, n))
+        if int(n) != n or n < 1:
+            raise ValueError(f"bradley-terry needs a positive integer number of actions; got {n}")
+        return bradley_terry(np.linspace(0.0, 2.0, int(n)))
     if name == "cyclic":
-        return cyclic(actions or 5)
+        return cyclic(n)
     if name == "random":
-        return random_intransitive(actions or 10, seed=seed)
-    return condorcet(actions or 5, seed=seed)
+        return random_intransitive(n, seed=seed)
+    return condorcet(n, seed=seed)

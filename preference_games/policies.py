@@ -103,11 +103,15 @@ class TabularPolicy:
     def geometric_mixture(self, other: "TabularPolicy", beta: float) -> "TabularPolicy":
         """The normalised geometric mixture π^{1−β} other^β (IPO-MD §5.1; β is the weight of ``other``).
 
-        Its support is the intersection of both supports; β = 0 and β = 1 return the endpoints exactly.
+        Its support is the intersection of both supports; where the supports agree, β = 0 and β = 1 return the
+        endpoints exactly (renormalising would move them by an ulp).
         """
         if not 0.0 <= beta <= 1.0:
             raise ValueError(f"beta must lie in [0, 1]; got {beta}")
-        other = _as_log_probs(other)
+        other_policy = other if isinstance(other, TabularPolicy) else TabularPolicy(other)
+        if beta in (0.0, 1.0) and np.array_equal(self.support, other_policy.support):
+            return self if beta == 0.0 else other_policy
+        other = other_policy.log_probs
         both = self.support & (other > -np.inf)
         a, b = np.where(both, self.log_probs, 0.0), np.where(both, other, 0.0)  # finite, so 0·a = 0 at β = 1
         return TabularPolicy.from_logits(np.where(both, (1.0 - beta) * a + beta * b, -np.inf))
