@@ -93,11 +93,16 @@ def duality_gap(game: PreferenceGame, policy, tau: float, *, per_prompt: bool = 
     """
     tau = _check_tau(tau)
     pol = game.policy(policy)
-    gaps = _gap(game, pol.log_probs, tau)
+    gaps = gaps_from_log_probs(game, pol.log_probs, tau)
     return gaps if per_prompt else game.expected(gaps)
 
 
-def _gap(game: PreferenceGame, log_pi: np.ndarray, tau: float) -> np.ndarray:
+def gaps_from_log_probs(game: PreferenceGame, log_pi: np.ndarray, tau: float) -> np.ndarray:
+    """DualGap_τ per prompt for raw log-probabilities of any leading shape: [..., X, Y] → [..., X].
+
+    The vectorised form of :func:`duality_gap` for whole trajectories; no validation of ``log_pi`` (rows must be
+    normalised and live on Supp(π_ref)).
+    """
     pi = np.exp(log_pi)
     if tau > 0:
         return 2.0 * tau * _kl(log_pi, _br_log_probs(game, pi, tau))
@@ -190,7 +195,7 @@ def regularized_nash(
         pending = (gaps > tol) | (np.abs(R).max(axis=-1) > LOGIT_TOL * logit_scale)  # [X]
         if not pending.any():
             policy = TabularPolicy(z)
-            gaps = _gap(game, policy.log_probs, tau)  # the certificate of what is returned, recomputed
+            gaps = gaps_from_log_probs(game, policy.log_probs, tau)  # the certificate of what is returned, recomputed
             return Equilibrium(policy, tau, game.expected(gaps), gaps, iteration, newton.matvecs)
         if iteration < max_iter:
             z, R, gaps = newton.step(z, R, active=pending)
@@ -410,7 +415,7 @@ def nash_lp(game: PreferenceGame, *, selection: str = "max-entropy", tol: float 
             pi = _max_entropy(S, pi, ref)
         probs[x, support] = pi
     policy = TabularPolicy.from_probs(probs)
-    gaps = _gap(game, policy.log_probs, 0.0)
+    gaps = gaps_from_log_probs(game, policy.log_probs, 0.0)
     if np.any(gaps > tol):
         raise SolverError(f"nash_lp: certificate failed (worst DualGap_0 {gaps.max():.3g} > {tol:g})")
     return LPEquilibrium(policy, np.full(game.num_prompts, 0.5), game.expected(gaps), gaps, unique, selection)

@@ -1,0 +1,274 @@
+"""Trajectories of an algorithm on a tabular game: exact, closed-form, sampled, and batched over configurations.
+
+Three modes share one loop:
+
+* ``"exact"`` — the exhaustive pair sampler: the loss is the population loss and each step is gradient descent on it
+  (autograd on the logits gives the exact expected gradient);
+* ``"closed-form"`` — the paper's exact map π_t ↦ π_{t+1} (OMD/INPO eq. 5, Nash-MD, SPPO eq. 60);
+* ``"sampled"`` — B pairs per step from a seeded generator, soft or Bernoulli labels, any optimiser: the code path a
+  transformer policy takes.
+
+Batched: a :class:`~preference_games.models.TabularLogits` policy holds C configurations; parameters of the algorithm,
+the learning rate and the game may each be one value per configuration, and one tensor operation advances them all.
+
+A :class:`Trajectory` records the policy at every recorded step and, computed afterwards from those policies by the
+exact engine (vectorised over the whole trajectory): the duality gap at the algorithm's τ, the unregularised gap, KL to
+π_ref and KL to the algorithm's stated fixed point; and the loss the step minimised.
+
+>>> from preference_games.algorithms import make
+>>> from preference_games.games import rps_variant
+>>> run = simulate(make("online-ipo", tau=0.1), rps_variant(antisymmetrize=True), steps=2000, lr=0.05)
+>>> bool(run.kl_to_fixed_point[-1, 0] < 1e-12)
+True
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .algorithms.base import Algorithm, pick, values
+from .equilibria import gaps_from_log_probs
+from .games import PreferenceGame
+from .models import DTYPE, FrozenPolicy, TabularLogits
+from .policies import _kl
+from .samplers import Roles, TabularOracle
+
+MODES = ("exact", "closed-form", "sampled")
+
+#: Without a step count, a run stops once no probability moves by more than this in one step.
+STATIONARY_TOL = 1e-12
+MAX_STEPS = 100_000
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    """A recorded run. Arrays are indexed [t, c] (recorded step, configuration); policies [t, c, X, Y].
+
+    ``duality_gap`` is DualGap at the algorithm's τ (INPO §2.2), ``unregularized_gap`` at τ = 0, ``kl_to_ref`` and
+    ``kl_to_fixed_point`` are KL(π_t ‖ ·) in expectation over prompts; ``fixed_point`` is None (and so is
+    ``kl_to_fixed_point``) where the engine has no closed form for the algorithm. ``stopped`` says why the run ended:
+    ``"steps"``, ``"stationary"`` (no probability moved more than 1e-12 in a step) or ``"step cap"``.
+    """
+
+    algorithm: Algorithm
+    mode: str
+    steps: np.ndarray  # [T]
+    log_probs: np.ndarray  # [T, C, X, Y]
+    loss: np.ndarray | None  # [T, C]; None for closed-form runs
+    duality_gap: np.ndarray
+    unregularized_gap: np.ndarray
+    kl_to_ref: np.ndarray
+    fixed_point: np.ndarray | None  # [C, X, Y] log-probabilities
+    kl_to_fixed_point: np.ndarray | None
+    stopped: str
+
+    @property
+    def probs(self) -> np.ndarray:
+        return np.exp(self.log_probs)
+
+    @property
+    def final(self) -> np.ndarray:
+        """Final policy probabilities [C, X, Y]."""
+        return np.exp(self.log_probs[-1])
+
+    def average(self) -> np.ndarray:
+        """The uniform average of the recorded iterates' probabilities [C, X, Y] (SPPO's and INPO Thm. 3's output)."""
+        return self.probs.mean(axis=0)
+
+
+def simulate(
+    algorithm: Algorithm,
+    game: PreferenceGame | list[PreferenceGame],
+    *,
+    steps: int | None = None,
+    mode: str = "exact",
+    lr=0.1,
+    optimizer=None,
+    batch: int = 64,
+    labels: str = "bernoulli",
+    seed: int = 0,
+    policy=None,
+    data=None,
+    configs: int | None = None,
+    record_every: int = 1,
+    max_steps: int = MAX_STEPS,
+    progress: bool = False,
+) -> Trajectory:
+    """Run ``algorithm`` on ``game`` (or one game per configuration) and record its trajectory.
+
+    steps: a fixed number of steps; None runs until stationary or ``max_steps``. lr: a float or one per configuration
+    (plain gradient steps, or the algorithm's extragradient/optimistic rule); ``optimizer``: instead, a factory
+    ``params -> torch.optim.Optimizer`` (sampled or exact mode, plain-gradient algorithms). policy: the trained policy
+    (default: a :class:`TabularLogits` at π_ref); data: the data policy μ [X, Y] (default π_ref) for offline
+    algorithms. configs: the number of configurations, otherwise inferred from the parameters, ``lr`` and games.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}; got {mode!r}")
+    if mode == "closed-form" and algorithm.closed_form is None:
+        raise ValueError(f"{algorithm.name} has no closed-form map; use mode='exact' or 'sampled'")
+    if mode != "closed-form" and algorithm.objective is None:
+        raise ValueError(f"{algorithm.name} is defined only by its closed-form map; use mode='closed-form'")
+    if steps is not None and (int(steps) != steps or steps < 0):
+        raise ValueError(f"steps must be a non-negative integer; got {steps}")
+    if not (int(record_every) == record_every and record_every >= 1):
+        raise ValueError(f"record_every must be a positive integer; got {record_every}")
+    if mode == "sampled" and not (int(batch) == batch and batch >= 1):
+        raise ValueError(f"batch must be a positive integer; got {batch}")
+    games = [game] if isinstance(game, PreferenceGame) else list(game)
+    C = _configurations(configs, algorithm, lr, games)
+    games = games * C if len(games) == 1 else games
+    oracle = TabularOracle(games if len({id(g) for g in games}) > 1 else games[:1])
+    if policy is None:
+        policy = TabularLogits.from_log_probs(np.broadcast_to(games[0].ref.log_probs, (C,) + games[0].ref.shape))
+    data_policy = games[0].policy(data) if data is not None else games[0].ref
+    roles = Roles(policy=policy, ref=oracle.ref, data=FrozenPolicy(data_policy.log_probs))
+    roles.aux = algorithm.auxiliary(policy) if algorithm.auxiliary else {}
+    algorithm.schedule.start(roles)
+    generator = torch.Generator().manual_seed(int(seed))
+    step_fn = _Stepper(algorithm, roles, oracle, mode, lr, optimizer, batch, labels, generator)
+
+    total = steps if steps is not None else max_steps
+    recorded_steps, tables, losses = [0], [_table(policy)], []
+    stopped = "steps" if steps is not None else "step cap"
+    bar = _progress_bar(total, progress, algorithm.name)
+    previous = tables[0]
+    for step in range(total):
+        algorithm.schedule.before_step(step, roles)
+        loss = step_fn(step)
+        current = _table(policy)
+        if (step + 1) % record_every == 0 or step + 1 == total:
+            recorded_steps.append(step + 1)
+            tables.append(current)
+            losses.append(loss)
+        if bar is not None:
+            bar.update(1)
+        if steps is None:
+            if np.abs(np.exp(current) - np.exp(previous)).max() <= STATIONARY_TOL:
+                stopped = "stationary"
+                if recorded_steps[-1] != step + 1:
+                    recorded_steps.append(step + 1)
+                    tables.append(current)
+                    losses.append(loss)
+                break
+            previous = current
+    if bar is not None:
+        bar.close()
+    log_probs = np.stack(tables)  # [T, C, X, Y]
+    loss_array = None if mode == "closed-form" else np.stack([np.full(C, np.nan)] + losses) if losses else None
+    return _measure(algorithm, mode, games, np.array(recorded_steps), log_probs, loss_array, data_policy, stopped)
+
+
+def _configurations(configs, algorithm: Algorithm, lr, games) -> int:
+    sizes = {len(values(v)) for v in algorithm.params.values()} | {len(values(lr)) if lr is not None else 1}
+    sizes |= {len(games)}
+    sizes.discard(1)
+    if configs is not None:
+        sizes.add(int(configs))
+    if len(sizes) > 1:
+        raise ValueError(f"per-configuration parameters disagree on the number of configurations: {sorted(sizes)}")
+    return sizes.pop() if sizes else 1
+
+
+def _table(policy) -> np.ndarray:
+    with torch.no_grad():
+        return policy.log_prob_table().detach().numpy().copy()
+
+
+class _Stepper:
+    """One step of the chosen mode; owns the optimiser state (previous gradient for the optimistic rule)."""
+
+    def __init__(self, algorithm, roles, oracle, mode, lr, optimizer, batch, labels, generator):
+        self.algorithm, self.roles, self.oracle, self.mode = algorithm, roles, oracle, mode
+        self.batch, self.labels, self.generator = batch, labels, generator
+        self.params = [p for p in roles.policy.parameters()] + [
+            p for module in roles.aux.values() for p in module.parameters()
+        ]
+        self.optimizer = optimizer(self.params) if optimizer is not None else None
+        if self.optimizer is not None and algorithm.update != "gradient":
+            raise ValueError(f"{algorithm.name} prescribes its own {algorithm.update} update; do not pass optimizer")
+        if mode != "closed-form" and optimizer is None:
+            rates = torch.as_tensor(np.asarray(values(lr)), dtype=DTYPE)
+            if torch.any(rates <= 0) or not torch.all(torch.isfinite(rates)):
+                raise ValueError(f"lr must be positive; got {lr}")
+            self.lr = rates if rates.numel() == 1 else rates
+        self.previous_grads = None
+
+    def loss(self) -> torch.Tensor:
+        """The algorithm's objective on fresh pairs: [C]."""
+        samplers = self.algorithm.samplers
+        if self.mode == "exact":
+            pairs = [s.exhaustive(self.roles, self.oracle) for s in samplers]
+        else:
+            pairs = [s.sample(self.roles, self.oracle, self.batch, self.generator, self.labels) for s in samplers]
+        return self.algorithm.objective(self.roles, *pairs)
+
+    def gradients(self):
+        for p in self.params:
+            p.grad = None
+        loss = self.loss()
+        loss.sum().backward()  # configurations are independent: each gets its own gradient
+        return loss.detach(), [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
+
+    def __call__(self, step: int) -> np.ndarray:
+        if self.mode == "closed-form":
+            self.roles.policy.assign(self.algorithm.closed_form(self.roles, self.oracle))
+            return None
+        if self.optimizer is not None:
+            self.optimizer.zero_grad()
+            loss = self.loss()
+            loss.sum().backward()
+            self.optimizer.step()
+            return loss.detach().numpy()
+        loss, grads = self.gradients()
+        update = self.algorithm.update
+        if update == "extragradient":  # step to the extrapolated point, take the gradient there, step from the start
+            start = [p.detach().clone() for p in self.params]
+            self._descend(grads)
+            _, grads = self.gradients()
+            with torch.no_grad():
+                for p, p0 in zip(self.params, start):
+                    p.copy_(p0)
+        elif update == "optimistic":  # θ ← θ − lr (2 g_t − g_{t−1})
+            previous = self.previous_grads or grads
+            self.previous_grads = grads
+            grads = [2 * g - g_prev for g, g_prev in zip(grads, previous)]
+        self._descend(grads)
+        return loss.numpy()
+
+    def _descend(self, grads) -> None:
+        with torch.no_grad():
+            for p, g in zip(self.params, grads):
+                rate = self.lr if self.lr.numel() == 1 else self.lr.reshape((-1,) + (1,) * (g.dim() - 1))
+                p.sub_(rate * g)
+
+
+def _progress_bar(total: int, enabled: bool, name: str):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=name, leave=False)
+
+
+def _measure(algorithm, mode, games, steps, log_probs, loss, data_policy, stopped) -> Trajectory:
+    """Every metric of a trajectory from its recorded policies, by the exact engine, vectorised over time."""
+    T, C = log_probs.shape[:2]
+    gap = np.empty((T, C))
+    gap0 = np.empty((T, C))
+    kl_ref = np.empty((T, C))
+    fixed = [algorithm.fixed_point(game, c, data_policy) if algorithm.fixed_point else None for c, game in enumerate(games)]
+    known = all(f is not None for f in fixed)
+    kl_fixed = np.empty((T, C)) if known else None
+    for c, game in enumerate(games):
+        path = log_probs[:, c]  # [T, X, Y]
+        tau = pick(algorithm.tau, c)
+        gap[:, c] = gaps_from_log_probs(game, path, tau) @ game.prompt_probs
+        gap0[:, c] = gaps_from_log_probs(game, path, 0.0) @ game.prompt_probs
+        kl_ref[:, c] = _kl(path, game.ref.log_probs) @ game.prompt_probs
+        if known:
+            kl_fixed[:, c] = _kl(path, fixed[c].log_probs) @ game.prompt_probs
+    fixed_table = np.stack([f.log_probs for f in fixed]) if known else None
+    return Trajectory(algorithm, mode, steps, log_probs, loss, gap, gap0, kl_ref, fixed_table, kl_fixed, stopped)

@@ -1,0 +1,173 @@
+"""Where the pair (y, y') comes from, and how it is labelled.
+
+An algorithm names the distributions its two responses are drawn from (``"policy"`` — the current policy under a
+stop-gradient —, ``"mixture"`` — the normalised geometric mixture π^{1−β} π_ref^β —, ``"ref"``, ``"data"`` — a fixed
+data policy μ —, ``"data-mixture"`` — π^{1−β} μ^β —, or ``"anchor"`` — a frozen snapshot kept by the algorithm's
+schedule). A :class:`PairSampler` turns those names into :class:`Pairs` in one of two ways that share every other line
+of code:
+
+* **exhaustive** (exact): every (x, y, y') with Y, Y' in Supp(π_ref), weighted by its probability
+  d0(x)·μ1(y|x)·μ2(y'|x), labelled by the exact preference p(y ≻ y' | x). A loss summed with these weights *is* the
+  population loss, and autograd on it gives the exact expected gradient (the trick behind ``dynamics``).
+* **sampled**: B prompts from d0, one response from each side per prompt (each side asks its policy to ``sample``),
+  weight 1/B, and either the soft label p (IPO-MD Algorithm 2) or a Bernoulli draw from it (the λ_p data of eq. 8).
+
+Shapes: C configurations (policies trained side by side), B pairs. Every tensor in :class:`Pairs` is [C, B].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .games import PreferenceGame
+from .models import DTYPE, FrozenPolicy
+
+SOURCES = ("policy", "mixture", "ref", "data", "data-mixture", "anchor")
+LABELS = ("bernoulli", "soft")
+
+
+@dataclass(frozen=True)
+class Pairs:
+    """A batch of pairs: prompt x, responses y and y2, weight (probability or 1/B), pref = label or p(y ≻ y2 | x).
+
+    All tensors [C, B]; x, y, y2 long, weight and pref float64. Weights sum to 1 per configuration.
+    """
+
+    x: torch.Tensor
+    y: torch.Tensor
+    y2: torch.Tensor
+    weight: torch.Tensor
+    pref: torch.Tensor
+
+    def swapped(self) -> "Pairs":
+        """The same pairs with the two responses exchanged and the label complemented."""
+        return Pairs(self.x, self.y2, self.y, self.weight, 1.0 - self.pref)
+
+
+class TabularOracle:
+    """The preference oracle and prompt distribution of a tabular game (or of C games of one shape, one per
+    configuration): ``prob(x, y, y2)`` = P[x, y, y2] exactly."""
+
+    def __init__(self, games: PreferenceGame | list[PreferenceGame]):
+        games = [games] if isinstance(games, PreferenceGame) else list(games)
+        first = games[0]
+        for game in games[1:]:
+            if game.P.shape != first.P.shape:
+                raise ValueError("games batched together must have the same numbers of prompts and actions")
+            if not (np.array_equal(game.ref.log_probs, first.ref.log_probs)
+                    and np.array_equal(game.prompt_probs, first.prompt_probs)):
+                raise ValueError("games batched together must share the reference policy and prompt distribution")
+        self.games = games
+        self.P = torch.as_tensor(np.stack([g.P for g in games]), dtype=DTYPE)  # [G, X, Y, Y], G = 1 or C
+        self.prompt_probs = torch.tensor(first.prompt_probs, dtype=DTYPE)  # [X]
+        self.ref = FrozenPolicy(first.ref.log_probs)  # [1, X, Y]
+        self.support = torch.as_tensor(first.support)  # [X, Y]
+
+    @property
+    def num_prompts(self) -> int:
+        return self.P.shape[1]
+
+    @property
+    def num_actions(self) -> int:
+        return self.P.shape[2]
+
+    def prob(self, x: torch.Tensor, y: torch.Tensor, y2: torch.Tensor) -> torch.Tensor:
+        """p(y ≻ y2 | x) for index tensors [C, B] (or [B]): float64 [C, B] (or [G, B])."""
+        G = self.P.shape[0]
+        if x.dim() == 1:
+            return self.P[:, x, y, y2]  # [G, B]
+        g = torch.arange(x.shape[0]) if G > 1 else torch.zeros(x.shape[0], dtype=torch.long)
+        return self.P[g[:, None], x, y, y2]
+
+    def preference_against(self, table: torch.Tensor) -> torch.Tensor:
+        """p(y ≻ π) = (Pπ)(y) for a log-probability table [C, X, Y]: [C, X, Y]."""
+        return torch.matmul(self.P, table.exp()[..., None])[..., 0]  # [G, X, Y, Y] @ [C, X, Y, 1]
+
+
+@dataclass
+class Roles:
+    """The policies an algorithm can see: the trained ``policy``, the reference ``ref``, an optional data policy
+    ``data`` (μ), the ``anchor`` its schedule keeps (previous iterate, behaviour policy, EMA), and ``aux``, extra
+    trained modules (an adversary, a reward model, ensemble members)."""
+
+    policy: object
+    ref: FrozenPolicy
+    data: FrozenPolicy | None = None
+    anchor: object | None = None
+    aux: dict | None = None
+    iteration: int = 0  # outer iterations so far (anchor refreshes), for schedules such as INPO's η_t
+
+    @property
+    def configs(self) -> int:
+        return self.policy.log_prob_table().shape[0] if hasattr(self.policy, "log_prob_table") else 1
+
+
+class PairSampler:
+    """Pairs from the distributions named ``first`` and ``second`` (see the module docstring); ``beta`` is the
+    weight of π_ref (or μ) in a mixture source, a float or a [C] tensor."""
+
+    def __init__(self, first: str = "policy", second: str | None = None, beta=None):
+        second = first if second is None else second
+        for name in (first, second):
+            if name not in SOURCES:
+                raise ValueError(f"unknown pair source {name!r}; choose from {SOURCES}")
+        if "mixture" in (first, second) or "data-mixture" in (first, second):
+            if beta is None:
+                raise ValueError("a mixture source needs beta")
+        self.first, self.second, self.beta = first, second, beta
+
+    def __repr__(self) -> str:
+        return f"PairSampler({self.first!r}, {self.second!r})"
+
+    def source(self, roles: Roles, name: str):
+        """The (frozen) distribution behind a source name."""
+        if name == "policy":
+            return roles.policy.snapshot()
+        if name == "mixture":
+            return roles.policy.mixture(roles.ref, self.beta)
+        if name == "ref":
+            return roles.ref
+        if name in ("data", "data-mixture") and roles.data is None:
+            raise ValueError(f"pair source {name!r} needs a data policy μ")
+        if name == "data":
+            return roles.data
+        if name == "data-mixture":
+            return roles.policy.mixture(roles.data, self.beta)
+        if roles.anchor is None:
+            raise ValueError("pair source 'anchor' needs an algorithm schedule that keeps an anchor")
+        return roles.anchor
+
+    def exhaustive(self, roles, oracle: TabularOracle) -> Pairs:
+        """Every supported (x, y, y2) with weight d0(x) μ1(y|x) μ2(y2|x) and the exact label p(y ≻ y2 | x)."""
+        t1 = self.source(roles, self.first).log_prob_table()  # [C, X, Y]
+        t2 = self.source(roles, self.second).log_prob_table()
+        C = max(t1.shape[0], t2.shape[0], roles.configs)
+        x, y, y2 = _supported_pair_grid(oracle.support)  # [B] each
+        log_w = torch.log(oracle.prompt_probs)[x] + t1[:, x, y] + t2[:, x, y2]  # [C', B]
+        weight = log_w.exp().expand(C, -1)
+        pref = oracle.prob(x, y, y2).expand(C, -1)
+        expand = lambda v: v.expand(C, -1)  # noqa: E731  (the grid is shared by every configuration)
+        return Pairs(expand(x), expand(y), expand(y2), weight, pref)
+
+    def sample(self, roles, oracle: TabularOracle, batch: int, generator: torch.Generator, labels: str) -> Pairs:
+        """``batch`` prompts from d0, one response per side from each policy's ``sample``; soft or Bernoulli labels."""
+        if labels not in LABELS:
+            raise ValueError(f"labels must be one of {LABELS}; got {labels!r}")
+        C = roles.configs
+        x = torch.multinomial(oracle.prompt_probs.expand(C, -1), batch, replacement=True, generator=generator)
+        y = self.source(roles, self.first).sample(x, 1, generator)[..., 0]  # [C, B]
+        y2 = self.source(roles, self.second).sample(x, 1, generator)[..., 0]
+        p = oracle.prob(x, y, y2).expand(C, -1)
+        pref = p if labels == "soft" else torch.bernoulli(p, generator=generator)
+        weight = torch.full((C, batch), 1.0 / batch, dtype=DTYPE)
+        return Pairs(x, y, y2, weight, pref)
+
+
+def _supported_pair_grid(support: torch.Tensor):
+    """Indices (x, y, y2) of all pairs with both responses in Supp(π_ref): three long tensors [B]."""
+    both = support[:, :, None] & support[:, None, :]  # [X, Y, Y]
+    x, y, y2 = torch.nonzero(both, as_tuple=True)
+    return x, y, y2
