@@ -162,7 +162,8 @@ def simulate(
 
 
 def _configurations(configs, algorithm: Algorithm, lr, games) -> int:
-    sizes = {len(values(v)) for v in algorithm.params.values()} | {len(values(lr)) if lr is not None else 1}
+    numeric = [v for v in algorithm.params.values() if not isinstance(v, str)]
+    sizes = {len(values(v)) for v in numeric} | {len(values(lr)) if lr is not None else 1}
     sizes |= {len(games)}
     sizes.discard(1)
     if configs is not None:
@@ -214,7 +215,7 @@ class _Stepper:
 
     def __call__(self, step: int) -> np.ndarray:
         if self.mode == "closed-form":
-            self.roles.policy.assign(self.algorithm.closed_form(self.roles, self.oracle))
+            self.roles.policy.assign(self.algorithm.closed_form(self.roles, self.oracle, step))
             return None
         if self.optimizer is not None:
             self.optimizer.zero_grad()

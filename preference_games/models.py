@@ -51,7 +51,7 @@ def _sample(table: torch.Tensor, x: torch.Tensor, n: int, generator: torch.Gener
 
 def _as_table(log_probs, dtype=DTYPE) -> torch.Tensor:
     """A log-probability table as a [C, X, Y] tensor: accepts [Y], [X, Y] or [C, X, Y], numpy or torch."""
-    table = torch.as_tensor(np.asarray(log_probs) if not torch.is_tensor(log_probs) else log_probs, dtype=dtype)
+    table = torch.as_tensor(np.array(log_probs) if not torch.is_tensor(log_probs) else log_probs, dtype=dtype)
     while table.dim() < 3:
         table = table[None]
     return table
@@ -105,10 +105,11 @@ def geometric_mixture(policy, other, beta) -> FrozenPolicy:
 
 
 def _per_config(value, C: int) -> torch.Tensor:
-    """A float or a [C] array as a [C, 1, 1] tensor that broadcasts against [C, X, Y]."""
-    value = torch.as_tensor(value, dtype=DTYPE)
-    if value.dim() == 0:
-        return value
+    """A float or a [C] array (or [C, 1]) as a tensor that broadcasts against [C, X, Y]."""
+    value = torch.as_tensor(np.asarray(value, dtype=np.float64) if not torch.is_tensor(value) else value, dtype=DTYPE)
+    if value.numel() == 1:
+        return value.reshape(())
+    value = value.reshape(-1)
     if value.shape != (C,):
         raise ValueError(f"a per-configuration parameter must have shape ({C},); got {tuple(value.shape)}")
     return value[:, None, None]

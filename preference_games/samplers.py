@@ -1,10 +1,10 @@
 """Where the pair (y, y') comes from, and how it is labelled.
 
-An algorithm names the distributions its two responses are drawn from (``"policy"`` — the current policy under a
-stop-gradient —, ``"mixture"`` — the normalised geometric mixture π^{1−β} π_ref^β —, ``"ref"``, ``"data"`` — a fixed
-data policy μ —, ``"data-mixture"`` — π^{1−β} μ^β —, or ``"anchor"`` — a frozen snapshot kept by the algorithm's
-schedule). A :class:`PairSampler` turns those names into :class:`Pairs` in one of two ways that share every other line
-of code:
+An algorithm names the distributions its two responses are drawn from: ``"policy"`` (the current policy under a
+stop-gradient), ``"mixture"`` (the normalised geometric mixture π^{1−β} π_ref^β), ``"ref"``, ``"data"`` (a fixed
+data policy μ), ``"data-mixture"`` (π^{1−β} μ^β), ``"anchor"`` (a frozen snapshot kept by the algorithm's schedule)
+or ``"anchor-mixture"`` (anchor^{1−β} π_ref^β). A :class:`PairSampler` turns those names into :class:`Pairs` in one
+of two ways that share every other line of code:
 
 * **exhaustive** (exact): every (x, y, y') with Y, Y' in Supp(π_ref), weighted by its probability
   d0(x)·μ1(y|x)·μ2(y'|x), labelled by the exact preference p(y ≻ y' | x). A loss summed with these weights *is* the
@@ -25,7 +25,7 @@ import torch
 from .games import PreferenceGame
 from .models import DTYPE, FrozenPolicy
 
-SOURCES = ("policy", "mixture", "ref", "data", "data-mixture", "anchor")
+SOURCES = ("policy", "mixture", "ref", "data", "data-mixture", "anchor", "anchor-mixture")
 LABELS = ("bernoulli", "soft")
 
 
@@ -114,7 +114,7 @@ class PairSampler:
         for name in (first, second):
             if name not in SOURCES:
                 raise ValueError(f"unknown pair source {name!r}; choose from {SOURCES}")
-        if "mixture" in (first, second) or "data-mixture" in (first, second):
+        if any(name.endswith("mixture") for name in (first, second)):
             if beta is None:
                 raise ValueError("a mixture source needs beta")
         self.first, self.second, self.beta = first, second, beta
@@ -137,8 +137,8 @@ class PairSampler:
         if name == "data-mixture":
             return roles.policy.mixture(roles.data, self.beta)
         if roles.anchor is None:
-            raise ValueError("pair source 'anchor' needs an algorithm schedule that keeps an anchor")
-        return roles.anchor
+            raise ValueError(f"pair source {name!r} needs an algorithm schedule that keeps an anchor")
+        return roles.anchor if name == "anchor" else roles.anchor.mixture(roles.ref, self.beta)
 
     def exhaustive(self, roles, oracle: TabularOracle) -> Pairs:
         """Every supported (x, y, y2) with weight d0(x) μ1(y|x) μ2(y2|x) and the exact label p(y ≻ y2 | x)."""

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import inspect
 
-from . import dap
+from . import dap, mirror_descent
 from .base import Algorithm, EMA, EveryK, Schedule
 
-FACTORIES = {**dap.FACTORIES}
+FACTORIES = {**dap.FACTORIES, **mirror_descent.FACTORIES}
 
 
 def names() -> list[str]:

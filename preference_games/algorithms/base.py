@@ -8,7 +8,7 @@ An :class:`Algorithm` is a short recipe of small parts (in the spirit of optax's
   from log-probabilities the roles provide;
 * ``schedule`` — which frozen snapshot (the ``anchor``) refreshes when: never, every K steps (INPO's outer iterations,
   BPO's annotation phases), or as an EMA of the weights;
-* ``closed_form(roles, oracle) -> [C, X, Y]`` — the exact map π_t ↦ π_{t+1}, where the paper gives one (OMD,
+* ``closed_form(roles, oracle, step) -> [C, X, Y]`` — the exact map π_t ↦ π_{t+1}, where the paper gives one (OMD,
   Nash-MD, SPPO), for tabular games only;
 * ``fixed_point(game) -> [C, X, Y] | None`` — where the engine says it should converge, and ``fixed_point_kind``
   saying which result that is;
