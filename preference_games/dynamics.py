@@ -38,7 +38,8 @@ from .samplers import Roles, TabularOracle
 
 MODES = ("exact", "closed-form", "sampled")
 
-#: Without a step count, a run stops once no probability moves by more than this in one step.
+#: Without a step count, a run stops once no probability — of the policy or of any auxiliary model (adversary,
+#: reward model) — moves by more than this in one step.
 STATIONARY_TOL = 1e-12
 MAX_STEPS = 100_000
 
@@ -134,7 +135,8 @@ def simulate(
     recorded_steps, tables, losses = [0], [_table(policy)], []
     stopped = "steps" if steps is not None else "step cap"
     bar = _progress_bar(total, progress, algorithm.name)
-    previous = tables[0]
+    trained = [policy, *roles.aux.values()]  # stationary means none of them moves, not only the policy
+    previous = [_table(module) for module in trained]
     for step in range(total):
         algorithm.schedule.before_step(step, roles)
         loss = step_fn(step)
@@ -146,14 +148,15 @@ def simulate(
         if bar is not None:
             bar.update(1)
         if steps is None:
-            if np.abs(np.exp(current) - np.exp(previous)).max() <= STATIONARY_TOL:
+            now = [current] + [_table(module) for module in trained[1:]]
+            if max(np.abs(np.exp(a) - np.exp(b)).max() for a, b in zip(now, previous)) <= STATIONARY_TOL:
                 stopped = "stationary"
                 if recorded_steps[-1] != step + 1:
                     recorded_steps.append(step + 1)
                     tables.append(current)
                     losses.append(loss)
                 break
-            previous = current
+            previous = now
     if bar is not None:
         bar.close()
     log_probs = np.stack(tables)  # [T, C, X, Y]

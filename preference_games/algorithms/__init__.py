@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import inspect
 
-from . import dap, mirror_descent
+from . import dap, mirror_descent, rlhf
 from .base import Algorithm, EMA, EveryK, Schedule
 
-FACTORIES = {**dap.FACTORIES, **mirror_descent.FACTORIES}
+FACTORIES = {**dap.FACTORIES, **mirror_descent.FACTORIES, **rlhf.FACTORIES}
 
 
 def names() -> list[str]:
