@@ -4,6 +4,8 @@
     preference-games games                              list the built-in games
     preference-games solve --game rps-variant --antisymmetrize --tau 0.1 [--json]
     preference-games solve --matrix P.csv [--ref ref.csv] --tau 0 [--json]
+    preference-games algorithms [--json]                list the registered alignment algorithms
+    preference-games simulate --algo ipo-md --beta 0.5 --tau 0.1 --game rps-variant --antisymmetrize [--json]
 
 Every failure caused by the input ends with a one-line message on stderr and exit status 2; no traceback.
 """
@@ -11,8 +13,10 @@ Every failure caused by the input ends with a one-line message on stderr and exi
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -28,6 +32,22 @@ EXIT_SOLVER_FAILED = 3
 
 class UsageError(Exception):
     """Bad input found after argument parsing (a file that does not load, say)."""
+
+
+class SolverDiverged(Exception):
+    """A simulation whose policy stopped being a probability distribution."""
+
+
+class ArgumentsError(Exception):
+    """Arguments argparse rejects; carries the whole one-line message (argparse would print usage and exit)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, except that a rejected command line raises :class:`ArgumentsError` instead of printing the usage
+    block and exiting: :func:`main` turns it into one line on stderr and status 2, like every other bad input."""
+
+    def error(self, message):
+        raise ArgumentsError(f"{self.prog}: error: {message} (see {self.prog} --help)")
 
 
 # ================================================================================================= input
@@ -196,9 +216,362 @@ def cmd_demo(args) -> int:
     return 0
 
 
+# ============================================================================================ algorithms
+#: ``simulate``'s default learning rate, also :func:`~preference_games.dynamics.simulate`'s. In the IPO-family
+#: losses (h − 1/(2τ))² the gradient in the logits has a restoring part of size 1 and a rotating part (P − ½)π/τ
+#: (the label target), so the stable step shrinks about in proportion to τ once τ is small. At 0.1, online IPO and
+#: IPO-MD(0.5) at τ = 0.1 reach stationarity (no probability moving by 1e-12 in a step) on the repaired rps-variant
+#: in about 250 and 180 exact steps, and online IPO at τ = 1 on rps-variant, random and bradley-terry in 150-550; 0.5
+#: makes online IPO at τ = 0.1 oscillate, and τ = 0.01 needs about 0.001.
+DEFAULT_LR = 0.1
+DEFAULT_BATCH = 64
+#: Progress bars are drawn (on stderr, and only when stderr is a terminal) for runs that may take more steps.
+PROGRESS_MIN_STEPS = 2000
+MODES = ("exact", "closed-form", "sampled")  # preference_games.dynamics.MODES (not imported: torch loads lazily)
+LABELS = ("bernoulli", "soft")  # preference_games.samplers.LABELS
+STOPPED = {
+    "steps": "ran the requested number of steps",
+    "stationary": "stationary: no probability moved by more than 1e-12 in the last step",
+    "step cap": "reached the step cap before becoming stationary (raise --max-steps; lower --lr if it oscillates)",
+}
+
+
+def _registry():
+    from . import algorithms  # imports torch: only the commands that need it pay for it
+
+    return algorithms
+
+
+def _jsonable(value):
+    """A parameter value as JSON: numbers, strings and booleans as they are, arrays as lists, anything else as text."""
+    if isinstance(value, (bool, str)) or value is None:
+        return value
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else str(float(value))
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return "required" if value is _EMPTY else str(value)
+
+
+_EMPTY = inspect.Parameter.empty
+
+
+def _show(value) -> str:
+    """A parameter value for text output."""
+    if value is _EMPTY:
+        return "(required)"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def _describe(name: str, params: dict) -> str:
+    return f"{name}({', '.join(f'{k}={_show(v)}' for k, v in params.items())})"
+
+
+def _modes(algorithm) -> list[str]:
+    return (["exact", "sampled"] if algorithm.objective is not None else []) + (
+        ["closed-form"] if algorithm.closed_form is not None else []
+    )
+
+
+def algorithm_report(name: str) -> dict:
+    """What ``algorithms`` prints about one registered algorithm, read from the algorithm built with its defaults."""
+    registry = _registry()
+    defaults = registry.parameters(name)
+    entry = {"params": {k: _jsonable(v) for k, v in defaults.items()}}
+    try:
+        algorithm = registry.make(name)
+    except (ValueError, TypeError) as error:  # a required parameter: describe what the signature says
+        return {**entry, "paper": None, "error": f"cannot build with default parameters: {error}"}
+    return {
+        **entry,
+        "paper": algorithm.paper,
+        "fixed_point_kind": algorithm.fixed_point_kind,
+        "closed_form": algorithm.closed_form is not None,
+        "update": algorithm.update,
+        "modes": _modes(algorithm),
+        "uses_data": bool(algorithm.uses_data),
+        "average_iterate": bool(algorithm.average_iterate),
+        "gap_tau": _jsonable(algorithm.tau),
+    }
+
+
+def cmd_algorithms(args) -> int:
+    reports = {name: algorithm_report(name) for name in _registry().names()}
+    if args.json:
+        print(json.dumps(reports))
+        return 0
+    for name, report in reports.items():
+        params = ", ".join(f"{k}={_show(v)}" for k, v in report["params"].items()) or "no parameters"
+        print(f"{name}  ({params})")
+        if "error" in report:
+            print(f"    {report['error']}")
+            continue
+        print(f"    paper:        {report['paper']}")
+        print(f"    fixed point:  {report['fixed_point_kind']}")
+        extras = [f"closed-form map: {'yes' if report['closed_form'] else 'no'}", f"update: {report['update']}",
+                  f"modes: {', '.join(report['modes'])}"]
+        if report["uses_data"]:
+            extras.append("uses the data policy (--data)")
+        if report["average_iterate"]:
+            extras.append("its output is the average of the iterates")
+        print(f"    {'; '.join(extras)}")
+    print(f"\n{len(reports)} algorithms. Run one: preference-games simulate --algo NAME --game rps-variant "
+          "--antisymmetrize")
+    return 0
+
+
+# ============================================================================================== simulate
+def _parse_value(text: str, default):
+    """A ``--param`` value: an integer, else a float, else the text; guided by the default's type where it helps."""
+    if isinstance(default, bool):
+        lowered = text.strip().lower()
+        if lowered in ("true", "yes", "1"):
+            return True
+        if lowered in ("false", "no", "0"):
+            return False
+        raise UsageError(f"expected true or false; got {text!r}")
+    if isinstance(default, str):
+        return text
+    for kind in (int, float):
+        try:
+            value = kind(text)
+        except ValueError:
+            continue
+        return float(value) if isinstance(default, float) else value
+    return text
+
+
+def algorithm_params(args) -> dict:
+    """The parameters given on the command line (--beta/--tau/--eta and every --param KEY=VALUE), checked against
+    what the algorithm takes; values are parsed, not yet validated (the algorithm's factory does that)."""
+    registry = _registry()
+    if args.algo not in registry.names():
+        raise UsageError(f"unknown algorithm {args.algo!r}; choose one of: {', '.join(registry.names())}")
+    accepted = registry.parameters(args.algo)
+    takes = ", ".join(accepted) or "no parameters"
+    given = {}
+    for flag in ("beta", "tau", "eta"):
+        value = getattr(args, flag)
+        if value is not None:
+            if flag not in accepted:
+                raise UsageError(f"--{flag}: {args.algo} takes no parameter {flag} (it takes: {takes})")
+            given[flag] = value
+    for item in args.param or []:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UsageError(f"--param expects KEY=VALUE; got {item!r}")
+        if key not in accepted:
+            raise UsageError(f"--param {key}: {args.algo} takes no parameter {key} (it takes: {takes})")
+        if key in given:
+            raise UsageError(f"parameter {key} is given twice")
+        try:
+            given[key] = _parse_value(text, accepted[key])
+        except UsageError as error:
+            raise UsageError(f"--param {key}: {error}") from None
+    return given
+
+
+def _run_settings(args, algorithm) -> dict:
+    """Mode, step counts, learning rate and sampling settings, checked before anything runs."""
+    if args.sampled and args.mode not in (None, "sampled"):
+        raise UsageError(f"--sampled means --mode sampled; it contradicts --mode {args.mode}")
+    mode = "sampled" if args.sampled else args.mode
+    if mode is None:
+        mode = "exact" if algorithm.objective is not None else "closed-form"
+    if mode == "closed-form" and algorithm.closed_form is None:
+        raise UsageError(f"{args.algo} has no closed-form map; use --mode exact or --mode sampled")
+    if mode != "closed-form" and algorithm.objective is None:
+        raise UsageError(f"{args.algo} is defined only by its closed-form map; use --mode closed-form")
+    if args.steps is not None and args.steps < 0:
+        raise UsageError(f"--steps must be a non-negative integer; got {args.steps}")
+    if args.max_steps is not None:
+        if args.steps is not None:
+            raise UsageError("--max-steps caps a run without --steps; give one of them")
+        if args.max_steps < 1:
+            raise UsageError(f"--max-steps must be a positive integer; got {args.max_steps}")
+    if mode == "closed-form":
+        if args.lr is not None:
+            raise UsageError("--lr does not apply to --mode closed-form (the exact map has no step size)")
+        lr = None
+    else:
+        lr = DEFAULT_LR if args.lr is None else args.lr
+        if not (math.isfinite(lr) and lr > 0):
+            raise UsageError(f"--lr must be a finite number > 0; got {lr}")
+    if mode != "sampled":
+        for flag, value in (("--batch", args.batch), ("--labels", args.labels)):
+            if value is not None:
+                raise UsageError(f"{flag} applies to --mode sampled (or --sampled) only")
+    batch = DEFAULT_BATCH if args.batch is None else args.batch
+    if batch < 1:
+        raise UsageError(f"--batch must be a positive integer; got {batch}")
+    if args.data and not algorithm.uses_data:
+        raise UsageError(f"{args.algo} does not use a data policy; --data applies to: {', '.join(_data_users())}")
+    return {
+        "mode": mode,
+        "lr": lr,
+        "steps": args.steps,
+        "max_steps": args.max_steps,
+        "batch": batch if mode == "sampled" else None,
+        "labels": (args.labels or "bernoulli") if mode == "sampled" else None,
+    }
+
+
+def _data_users() -> list[str]:
+    registry = _registry()
+    users = []
+    for name in registry.names():
+        try:
+            if registry.make(name).uses_data:
+                users.append(name)
+        except (ValueError, TypeError):
+            pass
+    return users
+
+
+def simulate_report(args) -> dict:
+    """Run ``simulate`` as the arguments ask and collect what it prints; every number is the trajectory's own."""
+    registry = _registry()
+    given = algorithm_params(args)
+    try:
+        algorithm = registry.make(args.algo, **given)
+    except TypeError as error:  # e.g. a required parameter nobody gave
+        raise UsageError(f"{args.algo}: {error}") from None
+    settings = _run_settings(args, algorithm)
+    game = game_from_args(args)
+    data = load_array(args.data, "data policy") if args.data else None
+    if data is not None:
+        try:
+            game.policy(data)  # the shape and support checks simulate() makes, named for this file
+        except ValueError as error:
+            raise UsageError(f"data policy file {args.data}: {error}") from None
+
+    from .dynamics import MAX_STEPS, simulate
+
+    total = settings["steps"] if settings["steps"] is not None else settings["max_steps"] or MAX_STEPS
+    progress = args.progress if args.progress is not None else sys.stderr.isatty() and total > PROGRESS_MIN_STEPS
+    options = {"steps": settings["steps"], "mode": settings["mode"], "seed": args.seed, "data": data,
+               "progress": bool(progress)}
+    if settings["max_steps"] is not None:
+        options["max_steps"] = settings["max_steps"]
+    if settings["lr"] is not None:
+        options["lr"] = settings["lr"]
+    if settings["mode"] == "sampled":
+        options.update(batch=settings["batch"], labels=settings["labels"])
+    run = simulate(algorithm, game, **options)
+
+    final = run.final[0]  # [X, Y]: the CLI runs one configuration
+    if not np.all(np.isfinite(final)):
+        raise SolverDiverged(f"the run diverged (non-finite probabilities after {int(run.steps[-1])} steps); "
+                             "try a smaller --lr")
+    fixed = np.exp(run.fixed_point[0]) if run.fixed_point is not None else None
+    params = {**registry.parameters(args.algo), **given}
+    loss = None if run.loss is None else float(run.loss[-1, 0])
+    report = {
+        "algorithm": args.algo,
+        "name": algorithm.name,
+        "params": {k: _jsonable(v) for k, v in params.items()},
+        "description": _describe(args.algo, params),
+        "paper": algorithm.paper,
+        "update": algorithm.update,
+        "mode": settings["mode"],
+        "lr": settings["lr"],
+        "batch": settings["batch"],
+        "labels": settings["labels"],
+        "seed": args.seed,
+        "game": game.name,
+        "actions": list(game.actions),
+        "num_prompts": game.num_prompts,
+        "steps": int(run.steps[-1]),
+        "stopped": run.stopped,
+        "final_policy": _floats(final),
+        "tau": _jsonable(algorithm.tau),
+        "duality_gap": float(run.duality_gap[-1, 0]),
+        "unregularized_gap": float(run.unregularized_gap[-1, 0]),
+        "kl_to_ref": float(run.kl_to_ref[-1, 0]),
+        "kl_to_fixed_point": float(run.kl_to_fixed_point[-1, 0]) if run.kl_to_fixed_point is not None else None,
+        "fixed_point": _floats(fixed) if fixed is not None else None,
+        "fixed_point_kind": algorithm.fixed_point_kind,
+        "max_abs_diff_to_fixed_point": float(np.abs(final - fixed).max()) if fixed is not None else None,
+        "loss": loss if loss is not None and math.isfinite(loss) else None,
+        "ref": _floats(game.ref.probs),
+    }
+    if algorithm.average_iterate:  # the algorithm's output is the uniform average of its iterates (SPPO)
+        average = run.average()[0]
+        report["average_policy"] = _floats(average)
+        report["average_max_abs_diff_to_fixed_point"] = (
+            float(np.abs(average - fixed).max()) if fixed is not None else None
+        )
+    return report
+
+
+def print_simulate(report: dict) -> None:
+    prompts = report["num_prompts"]
+    print(f"{report['description']} on {report['game']}: {len(report['actions'])} actions, "
+          f"{prompts} prompt{'s' * (prompts > 1)}")
+    print(f"paper:     {report['paper']}")
+    how = {"exact": "exact (population loss, exhaustive pairs)", "closed-form": "closed-form (the paper's exact map)",
+           "sampled": f"sampled ({report['batch']} pairs per step, {report['labels']} labels, seed {report['seed']})"}
+    mode = how[report["mode"]]
+    if report["lr"] is not None:
+        mode += f"; {report['update']} steps, lr = {report['lr']:g}"
+    print(f"mode:      {mode}")
+    print(f"steps:     {report['steps']}; {STOPPED.get(report['stopped'], report['stopped'])}")
+    fixed = report["fixed_point"]
+    columns = [("final pi", report["final_policy"])]
+    if "average_policy" in report:
+        columns.append(("average pi", report["average_policy"]))
+    if fixed is not None:
+        columns.append(("fixed point", fixed))
+    columns.append(("pi_ref", report["ref"]))
+    width = max(8, *(len(a) for a in report["actions"]))
+    for x in range(prompts):
+        if prompts > 1:
+            print(f"prompt {x}")
+        print(f"  {'action':<{width}}" + "".join(f"  {title:>12}" for title, _ in columns))
+        for y, action in enumerate(report["actions"]):
+            row = [(values if prompts == 1 else values[x])[y] for _, values in columns]
+            print(f"  {action:<{width}}" + "".join(f"  {v:12.8f}" for v in row))
+    tau = report["tau"]
+    tau_text = f"{tau:g}" if isinstance(tau, float) else str(tau)
+    lines = [
+        (f"duality gap at tau = {tau_text}", f"{report['duality_gap']:.3e}   (at the algorithm's tau)"),
+        ("unregularised gap (tau = 0)", f"{report['unregularized_gap']:.3e}"),
+        ("KL(pi || pi_ref)", f"{report['kl_to_ref']:.6g}"),
+        ("fixed point", report["fixed_point_kind"]),
+    ]
+    if fixed is not None:
+        lines += [
+            ("max |pi - fixed point|", f"{report['max_abs_diff_to_fixed_point']:.3e}"),
+            ("KL(pi || fixed point)", f"{report['kl_to_fixed_point']:.3e}"),
+        ]
+        if "average_policy" in report:
+            lines.append(("max |average pi - fixed point|", f"{report['average_max_abs_diff_to_fixed_point']:.3e}"))
+    else:
+        lines.append(("", "none in closed form for this algorithm and game"))
+    if report["loss"] is not None:
+        lines.append(("final loss", f"{report['loss']:.6g}"))
+    width = max(len(label) for label, _ in lines) + 1
+    for label, value in lines:
+        print(f"{label + ':' if label else '':<{width}}  {value}")
+
+
+def cmd_simulate(args) -> int:
+    report = simulate_report(args)
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print_simulate(report)
+    return 0
+
+
 # ================================================================================================= parser
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="preference-games",
         description="Exact preference games for LLM alignment: equilibria, duality gaps and certificates.",
     )
@@ -235,23 +608,86 @@ def build_parser() -> argparse.ArgumentParser:
                        help="tau = 0 only: which equilibrium when the set is not a single point")
     solve.add_argument("--json", action="store_true", help="print one JSON object (keys: policy, duality_gap, ...)")
     solve.set_defaults(run=cmd_solve)
+
+    listing = commands.add_parser(
+        "algorithms",
+        help="list the registered alignment algorithms",
+        description="Every registered algorithm with its paper, parameters and defaults, fixed point, closed-form "
+        "map and update rule.",
+    )
+    listing.add_argument("--json", action="store_true", help="print one JSON object name -> {paper, params, ...}")
+    listing.set_defaults(run=cmd_algorithms)
+
+    sim = commands.add_parser(
+        "simulate",
+        help="run one algorithm on one game and compare where it ends with its fixed point",
+        description="Run an alignment algorithm on a preference game: exactly (population loss), by its closed-form "
+        "map, or from sampled pairs. Without --steps it runs until no probability moves by more than 1e-12 in a "
+        "step, or until --max-steps. It reports the final policy, its duality gap at the algorithm's tau, KL to "
+        "pi_ref and the distance to the algorithm's stated fixed point. Parameters: see `preference-games "
+        "algorithms`.",
+    )
+    sim.add_argument("--algo", required=True, metavar="NAME", help="a registered algorithm (see `preference-games "
+                     "algorithms`)")
+    sim.add_argument("--beta", type=float, help="mixture weight beta in [0, 1] (algorithms that take beta)")
+    sim.add_argument("--tau", type=float, help="KL coefficient tau > 0 (algorithms that take tau)")
+    sim.add_argument("--eta", type=float, help="mirror-descent regulariser eta (algorithms that take eta)")
+    sim.add_argument("--param", action="append", metavar="KEY=VALUE", help="any other parameter of the algorithm "
+                     "(integer, float or text; repeatable), e.g. --param inner_steps=50")
+    source = sim.add_mutually_exclusive_group(required=True)
+    source.add_argument("--game", metavar="NAME", help=f"a built-in game: {', '.join(named_games())}")
+    source.add_argument("--matrix", metavar="FILE", help="preference matrix file (.npy, .csv or .json): [Y, Y] or "
+                        "[X, Y, Y]")
+    sim.add_argument("--ref", metavar="FILE", help="reference policy [Y] or [X, Y] (default uniform)")
+    sim.add_argument("--data", metavar="FILE", help="data policy mu [Y] or [X, Y] for algorithms that use one "
+                     "(default pi_ref)")
+    sim.add_argument("--antisymmetrize", action="store_true", help="replace P by (P - P^T + 1)/2 instead of "
+                     "rejecting a matrix with P + P^T != 1")
+    sim.add_argument("--actions", type=int, help="number of actions for the sized built-in games")
+    sim.add_argument("--seed", type=int, default=0, help="seed of the pair sampler and of the random built-in games "
+                     "(default 0)")
+    sim.add_argument("--steps", type=int, help="run exactly this many steps (default: until stationary)")
+    sim.add_argument("--max-steps", type=int, help="without --steps: stop here if not yet stationary "
+                     "(default 100000)")
+    sim.add_argument("--lr", type=float, help=f"learning rate of the gradient modes (default {DEFAULT_LR:g})")
+    sim.add_argument("--mode", choices=MODES, help="exact: population loss; closed-form: the paper's exact map; "
+                     "sampled: --batch pairs per step (default: exact, or closed-form for map-only algorithms)")
+    sim.add_argument("--sampled", action="store_true", help="shorthand for --mode sampled")
+    sim.add_argument("--batch", type=int, help=f"sampled mode: pairs per step (default {DEFAULT_BATCH})")
+    sim.add_argument("--labels", choices=LABELS, help="sampled mode: Bernoulli(p) labels (default) or soft labels p")
+    sim.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                     help=f"progress bar on stderr (default: when stderr is a terminal and the run may exceed "
+                     f"{PROGRESS_MIN_STEPS} steps)")
+    sim.add_argument("--json", action="store_true", help="print one JSON object (keys: final_policy, duality_gap, "
+                     "fixed_point, ...)")
+    sim.set_defaults(run=cmd_simulate)
     return parser
 
 
 def main(argv=None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except ArgumentsError as error:
+        print(error, file=sys.stderr)
+        return EXIT_BAD_INPUT
     try:
         return args.run(args)
     except (UsageError, ValueError) as error:
         print(f"preference-games {args.command}: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except SolverError as error:
+    except (SolverError, SolverDiverged) as error:
         print(f"preference-games {args.command}: solver failed: {error}", file=sys.stderr)
         return EXIT_SOLVER_FAILED
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as `yes | head` does
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
+        return 141
 
 
 if __name__ == "__main__":

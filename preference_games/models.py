@@ -68,6 +68,14 @@ class FrozenPolicy:
             raise ValueError("a frozen policy needs normalised log-probabilities with a non-empty support per prompt")
         self._table = table - norm[..., None]
 
+    @classmethod
+    def of_normalised(cls, table: torch.Tensor) -> "FrozenPolicy":
+        """Wrap a table that is already a detached, normalised [C, X, Y] log-softmax (skips the checks: the hot path
+        of snapshots and mixtures, taken every step)."""
+        frozen = cls.__new__(cls)
+        frozen._table = table
+        return frozen
+
     def log_prob_table(self) -> torch.Tensor:
         return self._table
 
@@ -101,7 +109,7 @@ def geometric_mixture(policy, other, beta) -> FrozenPolicy:
     both = torch.isfinite(a) & torch.isfinite(b)
     mixed = (1 - beta) * torch.where(both, a, 0.0) + beta * torch.where(both, b, 0.0)
     mixed = torch.where(both, mixed, -torch.inf)
-    return FrozenPolicy(mixed - torch.logsumexp(mixed, dim=-1, keepdim=True))
+    return FrozenPolicy.of_normalised(torch.log_softmax(mixed, dim=-1))
 
 
 def _per_config(value, C: int) -> torch.Tensor:
@@ -155,7 +163,7 @@ class TabularLogits(torch.nn.Module):
         return _sample(self.log_prob_table().detach(), x, n, generator)
 
     def snapshot(self) -> FrozenPolicy:
-        return FrozenPolicy(self.log_prob_table().detach().clone())
+        return FrozenPolicy.of_normalised(self.log_prob_table().detach().clone())
 
     def mixture(self, other, beta) -> FrozenPolicy:
         return geometric_mixture(self, other, beta)
@@ -206,7 +214,7 @@ class MLPPolicy(torch.nn.Module):
         return _sample(self.log_prob_table().detach(), x, n, generator)
 
     def snapshot(self) -> FrozenPolicy:
-        return FrozenPolicy(self.log_prob_table().detach().clone())
+        return FrozenPolicy.of_normalised(self.log_prob_table().detach().clone())
 
     def mixture(self, other, beta) -> FrozenPolicy:
         return geometric_mixture(self, other, beta)

@@ -42,10 +42,6 @@ class Pairs:
     weight: torch.Tensor
     pref: torch.Tensor
 
-    def swapped(self) -> "Pairs":
-        """The same pairs with the two responses exchanged and the label complemented."""
-        return Pairs(self.x, self.y2, self.y, self.weight, 1.0 - self.pref)
-
 
 class TabularOracle:
     """The preference oracle and prompt distribution of a tabular game (or of C games of one shape, one per
@@ -65,6 +61,8 @@ class TabularOracle:
         self.prompt_probs = torch.tensor(first.prompt_probs, dtype=DTYPE)  # [X]
         self.ref = FrozenPolicy(first.ref.log_probs)  # [1, X, Y]
         self.support = torch.as_tensor(first.support)  # [X, Y]
+        both = self.support[:, :, None] & self.support[:, None, :]  # [X, Y, Y]
+        self.pair_grid = torch.nonzero(both, as_tuple=True)  # (x, y, y2) [B] each: every pair inside Supp(π_ref)
 
     @property
     def num_prompts(self) -> int:
@@ -122,6 +120,11 @@ class PairSampler:
     def __repr__(self) -> str:
         return f"PairSampler({self.first!r}, {self.second!r})"
 
+    def sources(self, roles: Roles):
+        """The two distributions, built once when both sides name the same one."""
+        first = self.source(roles, self.first)
+        return first, first if self.second == self.first else self.source(roles, self.second)
+
     def source(self, roles: Roles, name: str):
         """The (frozen) distribution behind a source name."""
         if name == "policy":
@@ -142,10 +145,10 @@ class PairSampler:
 
     def exhaustive(self, roles, oracle: TabularOracle) -> Pairs:
         """Every supported (x, y, y2) with weight d0(x) μ1(y|x) μ2(y2|x) and the exact label p(y ≻ y2 | x)."""
-        t1 = self.source(roles, self.first).log_prob_table()  # [C, X, Y]
-        t2 = self.source(roles, self.second).log_prob_table()
+        first, second = self.sources(roles)
+        t1, t2 = first.log_prob_table(), second.log_prob_table()  # [C, X, Y]
         C = max(t1.shape[0], t2.shape[0], roles.configs)
-        x, y, y2 = _supported_pair_grid(oracle.support)  # [B] each
+        x, y, y2 = oracle.pair_grid  # [B] each
         log_w = torch.log(oracle.prompt_probs)[x] + t1[:, x, y] + t2[:, x, y2]  # [C', B]
         weight = log_w.exp().expand(C, -1)
         pref = oracle.prob(x, y, y2).expand(C, -1)
@@ -158,16 +161,10 @@ class PairSampler:
             raise ValueError(f"labels must be one of {LABELS}; got {labels!r}")
         C = roles.configs
         x = torch.multinomial(oracle.prompt_probs.expand(C, -1), batch, replacement=True, generator=generator)
-        y = self.source(roles, self.first).sample(x, 1, generator)[..., 0]  # [C, B]
-        y2 = self.source(roles, self.second).sample(x, 1, generator)[..., 0]
+        first, second = self.sources(roles)
+        y = first.sample(x, 1, generator)[..., 0]  # [C, B]
+        y2 = second.sample(x, 1, generator)[..., 0]
         p = oracle.prob(x, y, y2).expand(C, -1)
         pref = p if labels == "soft" else torch.bernoulli(p, generator=generator)
         weight = torch.full((C, batch), 1.0 / batch, dtype=DTYPE)
         return Pairs(x, y, y2, weight, pref)
-
-
-def _supported_pair_grid(support: torch.Tensor):
-    """Indices (x, y, y2) of all pairs with both responses in Supp(π_ref): three long tensors [B]."""
-    both = support[:, :, None] & support[:, None, :]  # [X, Y, Y]
-    x, y, y2 = torch.nonzero(both, as_tuple=True)
-    return x, y, y2

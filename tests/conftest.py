@@ -2,7 +2,12 @@
 
 import os
 
+import torch
 from hypothesis import HealthCheck, settings
+
+# Tabular tensors are tiny: a second intra-op thread only spins, and on a loaded 2-core machine it made single torch
+# calls up to 100× slower. simulate() does the same for itself; this covers tests that call objectives directly.
+torch.set_num_threads(1)
 
 settings.register_profile("default", max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("thorough", max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -10,9 +10,10 @@ from __future__ import annotations
 import inspect
 
 from . import dap, mirror_descent, rlhf
+from . import bpo, iopo
 from .base import Algorithm, EMA, EveryK, Schedule
 
-FACTORIES = {**dap.FACTORIES, **mirror_descent.FACTORIES, **rlhf.FACTORIES}
+FACTORIES = {**dap.FACTORIES, **mirror_descent.FACTORIES, **rlhf.FACTORIES, **bpo.FACTORIES, **iopo.FACTORIES}
 
 
 def names() -> list[str]:
@@ -32,8 +33,10 @@ def make(name: str, **params) -> Algorithm:
 
 def parameters(name: str) -> dict:
     """The parameters of an algorithm with their defaults."""
-    signature = inspect.signature(FACTORIES[name])
-    return {k: p.default for k, p in signature.parameters.items() if k not in ("name",)}
+    factory = FACTORIES[name]
+    fixed = set(getattr(factory, "keywords", {}))  # arguments a registry entry binds (e.g. the update rule)
+    signature = inspect.signature(factory)
+    return {k: p.default for k, p in signature.parameters.items() if k not in fixed | {"name"}}
 
 
 __all__ = ["Algorithm", "EMA", "EveryK", "Schedule", "make", "names", "parameters"]

@@ -162,5 +162,7 @@ class Algorithm:
 
 
 def _show(value) -> str:
+    if isinstance(value, str):
+        return value
     array = np.asarray(value)
     return f"{float(array):g}" if array.ndim == 0 else f"[{len(array)} values]"
