@@ -2,9 +2,9 @@
 rejects bad parameters.
 
 The table below states, per algorithm, how it is run (learning rate, mode) and what it must reach. Convergence is
-checked on three 3-action games at once (the IPO-MD Appendix F variant and two seeded random intransitive games)
-batched as three configurations — so the batched code path is the one under test — and, for the algorithms whose
-closed form needs a Bradley–Terry game, on one. Tolerance: KL(π_final ‖ fixed point) ≤ 1e-12 for stationary runs
+checked on four 3-action games at once (the IPO-MD Appendix F variant, two seeded random intransitive games and a
+Bradley–Terry game) batched as four configurations — so the batched code path is the one under test — and only on
+the Bradley–Terry game for the algorithms whose closed form needs one (DPO, RLHF). Tolerance: KL(π_final ‖ fixed point) ≤ 1e-12 for stationary runs
 (the stationarity threshold is 1e-12 per step, so the distance left is of that order).
 """
 
@@ -22,19 +22,20 @@ from preference_games.samplers import Roles, TabularOracle
 
 INTRANSITIVE = [rps_variant(antisymmetrize=True), random_intransitive(3, seed=1), random_intransitive(3, seed=2)]
 BRADLEY_TERRY = bradley_terry([0.0, 0.5, 1.5])
+GAMES = INTRANSITIVE + [BRADLEY_TERRY]
 
 # name, params, mode, lr, games — every algorithm whose fixed point the engine states in closed form
 CONVERGES = [
-    ("online-ipo", {}, "exact", 0.05, INTRANSITIVE),
-    ("extragradient-ipo", {}, "exact", 0.05, INTRANSITIVE),
-    ("optimistic-ipo", {}, "exact", 0.05, INTRANSITIVE),
-    ("ipo-md", {"beta": 0.5}, "exact", 0.05, INTRANSITIVE),
-    ("ipo-md-data", {"beta": 0.5}, "exact", 0.05, INTRANSITIVE),
-    ("offline-ipo", {}, "exact", 0.05, INTRANSITIVE),
-    ("nash-md-pg", {"beta": 0.5}, "exact", 3.0, INTRANSITIVE),
-    ("self-play", {}, "exact", 3.0, INTRANSITIVE),
-    ("inpo", {}, "closed-form", None, INTRANSITIVE),
-    ("nash-md", {}, "closed-form", None, INTRANSITIVE),
+    ("online-ipo", {}, "exact", 0.05, GAMES),
+    ("extragradient-ipo", {}, "exact", 0.05, GAMES),
+    ("optimistic-ipo", {}, "exact", 0.05, GAMES),
+    ("ipo-md", {"beta": 0.5}, "exact", 0.05, GAMES),
+    ("ipo-md-data", {"beta": 0.5}, "exact", 0.05, GAMES),
+    ("offline-ipo", {}, "exact", 0.05, GAMES),
+    ("nash-md-pg", {"beta": 0.5}, "exact", 3.0, GAMES),
+    ("self-play", {}, "exact", 3.0, GAMES),
+    ("inpo", {}, "closed-form", None, GAMES),
+    ("nash-md", {}, "closed-form", None, GAMES),
     ("offline-dpo", {"tau": 0.5}, "exact", 1.0, [BRADLEY_TERRY]),
     ("online-dpo", {"tau": 0.5}, "exact", 1.0, [BRADLEY_TERRY]),
     ("rlhf", {"tau": 0.5}, "exact", 1.0, [BRADLEY_TERRY]),
@@ -143,6 +144,20 @@ def test_exact_loss_and_gradient_are_the_mean_of_sampled_ones(name, labels):
         assert abs(losses.mean() - exact_loss.item()) <= 5 * losses.std() / np.sqrt(len(losses))
     error = np.abs(grads.mean(0) - exact_grad.numpy().ravel())
     assert np.all(error <= 5 * grads.std(0) / np.sqrt(len(grads)) + 1e-12)
+
+
+def test_sampled_dynamics_with_any_optimiser_reach_the_fixed_point_statistically():
+    """Online IPO from samples (256 soft-labelled pairs per step, Adam at lr 0.003) started far from equilibrium
+    ends within sampling noise of it: measured total variation 0.002–0.010 after 1,500 steps (seeds 3, 4), KL down
+    by > 1000×. Asserted: TV < 0.03 and a 1000-fold KL drop, for seed 3."""
+    game = INTRANSITIVE[0]
+    start = TabularLogits(torch.tensor([[[2.0, -1.0, 0.0]]], dtype=torch.float64))
+    run = simulate(
+        make("online-ipo"), game, mode="sampled", batch=256, labels="soft", steps=1500, seed=3, policy=start,
+        optimizer=lambda params: torch.optim.Adam(params, lr=0.003),
+    )  # fmt: skip
+    assert 0.5 * np.abs(run.final - np.exp(run.fixed_point)).sum() < 0.03
+    assert run.kl_to_fixed_point[-1, 0] < run.kl_to_fixed_point[0, 0] / 1000
 
 
 # ------------------------------------------------------------------------------------------------- batching
