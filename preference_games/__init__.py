@@ -18,4 +18,17 @@ from .games import (
 )
 from .policies import TabularPolicy
 
+__all__ = [
+    "PreferenceGame",
+    "TabularPolicy",
+    "biased_rps",
+    "bradley_terry",
+    "by_name",
+    "condorcet",
+    "cyclic",
+    "random_intransitive",
+    "rock_paper_scissors",
+    "rps_variant",
+    "tournament",
+]
 __version__ = "0.1.0"

@@ -570,6 +570,20 @@ def cmd_simulate(args) -> int:
 
 
 # ================================================================================================= parser
+def _add_game_arguments(parser: argparse.ArgumentParser, seed_help: str) -> None:
+    """--game NAME | --matrix FILE, --ref, --antisymmetrize, --actions, --seed: how every command names its game."""
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--game", metavar="NAME", help=f"a built-in game: {', '.join(named_games())}")
+    source.add_argument("--matrix", metavar="FILE", help="preference matrix P[i, j] = p(i > j): .npy, .csv or .json; "
+                        "a [Y, Y] matrix or an [X, Y, Y] stack (one game per prompt)")
+    parser.add_argument("--ref", metavar="FILE", help="reference policy [Y] or [X, Y] (default uniform); zeros "
+                        "restrict the support")
+    parser.add_argument("--antisymmetrize", action="store_true", help="replace P by (P - P^T + 1)/2 instead of "
+                        "rejecting a matrix with P + P^T != 1")
+    parser.add_argument("--actions", type=int, help="number of actions for the sized built-in games")
+    parser.add_argument("--seed", type=int, default=0, help=seed_help)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="preference-games",
@@ -593,17 +607,8 @@ def build_parser() -> argparse.ArgumentParser:
         "tau = 0: a Nash equilibrium by linear programming. The printed duality gap is recomputed on the "
         "returned policy.",
     )
-    source = solve.add_mutually_exclusive_group(required=True)
-    source.add_argument("--game", choices=list(named_games()), help="a built-in game (see `preference-games games`)")
-    source.add_argument("--matrix", metavar="FILE", help="preference matrix P[i, j] = p(i > j): .npy, .csv or .json; "
-                        "a [Y, Y] matrix or an [X, Y, Y] stack (one game per prompt)")
-    solve.add_argument("--ref", metavar="FILE", help="reference policy [Y] or [X, Y] (default uniform); zeros "
-                       "restrict the support")
+    _add_game_arguments(solve, seed_help="seed of the random built-in games (default 0)")
     solve.add_argument("--tau", type=float, required=True, help="KL temperature tau >= 0")
-    solve.add_argument("--antisymmetrize", action="store_true", help="replace P by (P - P^T + 1)/2 instead of "
-                       "rejecting a matrix with P + P^T != 1")
-    solve.add_argument("--actions", type=int, help="number of actions for the sized built-in games")
-    solve.add_argument("--seed", type=int, default=0, help="seed of the random built-in games (default 0)")
     solve.add_argument("--selection", choices=SELECTIONS, default="max-entropy",
                        help="tau = 0 only: which equilibrium when the set is not a single point")
     solve.add_argument("--json", action="store_true", help="print one JSON object (keys: policy, duality_gap, ...)")
@@ -634,18 +639,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--eta", type=float, help="mirror-descent regulariser eta (algorithms that take eta)")
     sim.add_argument("--param", action="append", metavar="KEY=VALUE", help="any other parameter of the algorithm "
                      "(integer, float or text; repeatable), e.g. --param inner_steps=50")
-    source = sim.add_mutually_exclusive_group(required=True)
-    source.add_argument("--game", metavar="NAME", help=f"a built-in game: {', '.join(named_games())}")
-    source.add_argument("--matrix", metavar="FILE", help="preference matrix file (.npy, .csv or .json): [Y, Y] or "
-                        "[X, Y, Y]")
-    sim.add_argument("--ref", metavar="FILE", help="reference policy [Y] or [X, Y] (default uniform)")
+    _add_game_arguments(sim, seed_help="seed of the pair sampler and of the random built-in games (default 0)")
     sim.add_argument("--data", metavar="FILE", help="data policy mu [Y] or [X, Y] for algorithms that use one "
                      "(default pi_ref)")
-    sim.add_argument("--antisymmetrize", action="store_true", help="replace P by (P - P^T + 1)/2 instead of "
-                     "rejecting a matrix with P + P^T != 1")
-    sim.add_argument("--actions", type=int, help="number of actions for the sized built-in games")
-    sim.add_argument("--seed", type=int, default=0, help="seed of the pair sampler and of the random built-in games "
-                     "(default 0)")
     sim.add_argument("--steps", type=int, help="run exactly this many steps (default: until stationary)")
     sim.add_argument("--max-steps", type=int, help="without --steps: stop here if not yet stationary "
                      "(default 100000)")

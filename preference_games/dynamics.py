@@ -285,7 +285,9 @@ def _measure(algorithm, mode, games, steps, log_probs, loss, data_policy, stoppe
     gap = np.empty((T, C))
     gap0 = np.empty((T, C))
     kl_ref = np.empty((T, C))
-    fixed = [algorithm.fixed_point(game, c, data_policy) if algorithm.fixed_point else None for c, game in enumerate(games)]
+    fixed = [
+        algorithm.fixed_point(game, c, data_policy) if algorithm.fixed_point else None for c, game in enumerate(games)
+    ]
     known = all(f is not None for f in fixed)
     kl_fixed = np.empty((T, C)) if known else None
     for c, game in enumerate(games):

@@ -57,7 +57,25 @@ def _as_table(log_probs, dtype=DTYPE) -> torch.Tensor:
     return table
 
 
-class FrozenPolicy:
+class _TablePolicy:
+    """The policy protocol derived from ``log_prob_table()`` alone: every policy here is enumerable, so ``log_prob``,
+    ``sample``, ``snapshot`` and ``mixture`` read the [C, X, Y] table."""
+
+    def log_prob(self, x, y) -> torch.Tensor:
+        return _gather(self.log_prob_table(), x, y)
+
+    def sample(self, x, n: int, generator=None) -> torch.Tensor:
+        return _sample(self.log_prob_table().detach(), x, n, generator)
+
+    def snapshot(self) -> "FrozenPolicy":
+        return FrozenPolicy.of_normalised(self.log_prob_table().detach().clone())
+
+    def mixture(self, other, beta) -> "FrozenPolicy":
+        """The normalised geometric mixture self^{1−β} other^β (IPO-MD §5.1), β a float or a [C] tensor."""
+        return geometric_mixture(self, other, beta)
+
+
+class FrozenPolicy(_TablePolicy):
     """A fixed table of log-probabilities [C, X, Y]: π_ref, a snapshot, a behaviour policy, a data policy μ, a
     geometric mixture. Nothing here carries gradient."""
 
@@ -79,18 +97,8 @@ class FrozenPolicy:
     def log_prob_table(self) -> torch.Tensor:
         return self._table
 
-    def log_prob(self, x, y) -> torch.Tensor:
-        return _gather(self._table, x, y)
-
-    def sample(self, x, n: int, generator=None) -> torch.Tensor:
-        return _sample(self._table, x, n, generator)
-
     def snapshot(self) -> "FrozenPolicy":
-        return self
-
-    def mixture(self, other, beta) -> "FrozenPolicy":
-        """The normalised geometric mixture self^{1−β} other^β (IPO-MD §5.1), β a float or a [C] tensor."""
-        return geometric_mixture(self, other, beta)
+        return self  # already frozen
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -123,7 +131,7 @@ def _per_config(value, C: int) -> torch.Tensor:
     return value[:, None, None]
 
 
-class TabularLogits(torch.nn.Module):
+class TabularLogits(_TablePolicy, torch.nn.Module):
     """A trainable lookup-table policy: free logits [C, X, Y], π = softmax over ``support``.
 
     The parameterisation of the IPO-MD and INPO tabular experiments (their Appendix F / §5 toy games): one free logit
@@ -156,18 +164,6 @@ class TabularLogits(torch.nn.Module):
         masked = torch.where(self.support, self.logits, -torch.inf)
         return torch.log_softmax(masked, dim=-1)  # [C, X, Y]
 
-    def log_prob(self, x, y) -> torch.Tensor:
-        return _gather(self.log_prob_table(), x, y)
-
-    def sample(self, x, n: int, generator=None) -> torch.Tensor:
-        return _sample(self.log_prob_table().detach(), x, n, generator)
-
-    def snapshot(self) -> FrozenPolicy:
-        return FrozenPolicy.of_normalised(self.log_prob_table().detach().clone())
-
-    def mixture(self, other, beta) -> FrozenPolicy:
-        return geometric_mixture(self, other, beta)
-
     @torch.no_grad()
     def assign(self, log_probs) -> None:
         """Set the policy to given log-probabilities (closed-form updates write through here)."""
@@ -175,7 +171,7 @@ class TabularLogits(torch.nn.Module):
         self.logits.copy_(torch.where(self.support, table, 0.0))
 
 
-class MLPPolicy(torch.nn.Module):
+class MLPPolicy(_TablePolicy, torch.nn.Module):
     """A policy that is *not* a lookup table: a small network from prompt features to action logits, its weights
     shared across prompts.
 
@@ -207,14 +203,3 @@ class MLPPolicy(torch.nn.Module):
         logits = self.out(torch.tanh(self.hidden(self.features)))  # [X, Y]
         return torch.log_softmax(torch.where(self.support, logits, -torch.inf), dim=-1)[None]  # [1, X, Y]
 
-    def log_prob(self, x, y) -> torch.Tensor:
-        return _gather(self.log_prob_table(), x, y)
-
-    def sample(self, x, n: int, generator=None) -> torch.Tensor:
-        return _sample(self.log_prob_table().detach(), x, n, generator)
-
-    def snapshot(self) -> FrozenPolicy:
-        return FrozenPolicy.of_normalised(self.log_prob_table().detach().clone())
-
-    def mixture(self, other, beta) -> FrozenPolicy:
-        return geometric_mixture(self, other, beta)

@@ -11,30 +11,17 @@ import pytest
 
 from preference_games import cli, fixed_points
 from preference_games.algorithms import make, names, parameters
-from preference_games.cli import EXIT_BAD_INPUT, main
+from preference_games.cli import main
 from preference_games.dynamics import MODES, simulate
 from preference_games.games import by_name, rps_variant
 from preference_games.samplers import LABELS
+from test_cli import run_error, run_json
 
 ACCEPTANCE = ["simulate", "--algo", "ipo-md", "--beta", "0.5", "--tau", "0.1", "--game", "rps-variant",
               "--antisymmetrize", "--json"]
 REQUIRED_KEYS = {"algorithm", "params", "paper", "mode", "steps", "stopped", "final_policy", "duality_gap",
                  "unregularized_gap", "kl_to_ref", "fixed_point", "fixed_point_kind", "max_abs_diff_to_fixed_point",
                  "loss"}
-
-
-def run_json(capsys, *argv):
-    assert main(list(argv)) == 0
-    return json.loads(capsys.readouterr().out)
-
-
-def run_error(capsys, *argv) -> str:
-    assert main(list(argv)) == EXIT_BAD_INPUT
-    captured = capsys.readouterr()
-    assert captured.out == ""
-    lines = captured.err.strip().splitlines()
-    assert len(lines) == 1, captured.err  # one line, never a traceback or a usage block
-    return lines[0]
 
 
 def first(predicate):

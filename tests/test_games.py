@@ -6,7 +6,6 @@ P + Pᵀ = 1, rotations); values obtained by a different floating-point route (e
 absolute, a few ulps of ½, because P is stored as ½ + S.
 """
 
-import itertools
 import re
 
 import numpy as np

@@ -36,6 +36,19 @@ def contrastive(pair_loss, tau, anchor=lambda roles: roles.ref):
     return objective
 
 
+def _fixed_point(loss: str, tau, ipo_fixed_point):
+    """(fixed_point, kind) of a DAP loss: IPO's is given by the caller (it depends on the data); DPO's is eq. 3 on
+    Bradley–Terry games (IPO-MD Thm. G.7, offline and online alike); SLiC's is numerical."""
+    if loss == "ipo":
+        return ipo_fixed_point
+    if loss == "dpo":
+        return (
+            lambda game, c, data: fixed_points.kl_regularized_reward_maximiser(game, pick(tau, c)),
+            "IPO-MD eq. 3 on Bradley-Terry games (Thm. G.7); numerical otherwise",
+        )
+    return None, "numerical: the exact dynamics run to stationarity"
+
+
 def offline(loss: str, tau=0.1) -> Algorithm:
     """Offline DPO / IPO / SLiC: pairs from the data policy μ, reference π_ref (IPO-MD eqs. 4, 5, 8).
 
@@ -43,13 +56,11 @@ def offline(loss: str, tau=0.1) -> Algorithm:
     eq. 3 (the RLHF solution) for any μ with full support (IPO-MD Thm. G.7); elsewhere the fixed point is numerical.
     """
     check_tau(tau)
-    fixed, kind = None, "numerical: the exact dynamics run to stationarity"
-    if loss == "ipo":
-        fixed = lambda game, c, data: fixed_points.offline_ipo(game, pick(tau, c), data)  # noqa: E731
-        kind = "IPO-MD eq. 7 (best response to μ)"
-    elif loss == "dpo":
-        fixed = lambda game, c, data: fixed_points.kl_regularized_reward_maximiser(game, pick(tau, c))  # noqa: E731
-        kind = "IPO-MD eq. 3 on Bradley-Terry games (Thm. G.7); numerical otherwise"
+    ipo_fixed_point = (
+        lambda game, c, data: fixed_points.offline_ipo(game, pick(tau, c), data),
+        "IPO-MD eq. 7 (best response to μ)",
+    )
+    fixed, kind = _fixed_point(loss, tau, ipo_fixed_point)
     return Algorithm(
         name=f"offline-{loss}",
         paper=f"{IPO_MD}, eq. {dict(dpo=4, slic=5, ipo=8)[loss]}; pairs from μ with λ_p labels",
@@ -72,14 +83,11 @@ def online(loss: str, tau=0.1, update: str = "gradient") -> Algorithm:
     last-iterate methods for the monotone game (Korpelevich's extragradient; Popov/optimistic gradient).
     """
     check_tau(tau)
-    if loss == "ipo":
-        fixed = lambda game, c, data: fixed_points.regularized_equilibrium(game, pick(tau, c))  # noqa: E731
-        kind = "regularised Nash equilibrium (IPO-MD eq. 12, Prop. 4.1)"
-    elif loss == "dpo":
-        fixed = lambda game, c, data: fixed_points.kl_regularized_reward_maximiser(game, pick(tau, c))  # noqa: E731
-        kind = "IPO-MD eq. 3 on Bradley-Terry games (Thm. G.7); numerical otherwise"
-    else:
-        fixed, kind = None, "numerical: the exact dynamics run to stationarity"
+    ipo_fixed_point = (
+        lambda game, c, data: fixed_points.regularized_equilibrium(game, pick(tau, c)),
+        "regularised Nash equilibrium (IPO-MD eq. 12, Prop. 4.1)",
+    )
+    fixed, kind = _fixed_point(loss, tau, ipo_fixed_point)
     prefix = "online" if update == "gradient" else update
     return Algorithm(
         name=f"{prefix}-{loss}",

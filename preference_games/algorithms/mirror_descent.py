@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from .. import fixed_points
-from ..losses import PAIR_LOSSES, log_ratio_difference, squared_regression
+from ..losses import PAIR_LOSSES, squared_regression
 from ..samplers import PairSampler
 from .base import Algorithm, EveryK, check_range, check_tau, per_config, pick, values, weighted
 from .dap import contrastive
@@ -34,9 +34,12 @@ ETA_SCHEDULES = ("constant", "theorem-4")
 
 def _check_eta(eta, tau) -> None:
     check_range("eta", eta, 0.0, open_low=True)
-    for e, t in zip(values(eta), values(tau) * (len(values(eta)) if len(values(tau)) == 1 else 1)):
+    etas, taus = np.broadcast_arrays(np.asarray(values(eta)), np.asarray(values(tau)))
+    for e, t in zip(etas, taus):
         if e < t:
-            raise ValueError(f"eta must be >= tau (the mixing exponent 1 - tau/eta would be negative); got eta={e:g} < tau={t:g}")
+            raise ValueError(
+                f"eta must be >= tau (the mixing exponent 1 - tau/eta would be negative); got eta={e:g} < tau={t:g}"
+            )
 
 
 def _normalise(table: torch.Tensor) -> torch.Tensor:
@@ -59,7 +62,8 @@ def omd_map(tau, eta, schedule="constant"):
         current = roles.policy.log_prob_table().detach()  # [C, X, Y]
         win = oracle.preference_against(current)  # p(y ≻ π_t)
         log_ref = roles.ref.log_prob_table()
-        return _normalise(torch.where(torch.isfinite(current), weight * log_ref + (1 - weight) * current + win / eta_t, -torch.inf))
+        step = weight * log_ref + (1 - weight) * current + win / eta_t  # log of eq. 5 before normalising
+        return _normalise(torch.where(torch.isfinite(current), step, -torch.inf))
 
     return closed_form
 
