@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -49,6 +50,8 @@ MAX_STEPS = 100_000
 class Trajectory:
     """A recorded run. Arrays are indexed [t, c] (recorded step, configuration); policies [t, c, X, Y].
 
+    The metrics are computed from the recorded policies by the exact engine, vectorised over time, on first use
+    (a batched benchmark that only wants the final policies never pays for them):
     ``duality_gap`` is DualGap at the algorithm's τ (INPO §2.2), ``unregularized_gap`` at τ = 0, ``kl_to_ref`` and
     ``kl_to_fixed_point`` are KL(π_t ‖ ·) in expectation over prompts; ``fixed_point`` is None (and so is
     ``kl_to_fixed_point``) where the engine has no closed form for the algorithm. ``stopped`` says why the run ended:
@@ -59,13 +62,10 @@ class Trajectory:
     mode: str
     steps: np.ndarray  # [T]
     log_probs: np.ndarray  # [T, C, X, Y]
-    loss: np.ndarray | None  # [T, C]; None for closed-form runs
-    duality_gap: np.ndarray
-    unregularized_gap: np.ndarray
-    kl_to_ref: np.ndarray
-    fixed_point: np.ndarray | None  # [C, X, Y] log-probabilities
-    kl_to_fixed_point: np.ndarray | None
+    loss: np.ndarray | None  # [T, C]: the objective of the step that produced policy t (NaN at t = 0: no step yet)
     stopped: str
+    games: tuple  # one PreferenceGame per configuration
+    data: object  # the data policy μ (TabularPolicy) offline algorithms used
 
     @property
     def probs(self) -> np.ndarray:
@@ -79,6 +79,38 @@ class Trajectory:
     def average(self) -> np.ndarray:
         """The uniform average of the recorded iterates' probabilities [C, X, Y] (SPPO's and INPO Thm. 3's output)."""
         return self.probs.mean(axis=0)
+
+    @cached_property
+    def duality_gap(self) -> np.ndarray:
+        return self._per_config(lambda game, path, c: gaps_from_log_probs(game, path, pick(self.algorithm.tau, c)))
+
+    @cached_property
+    def unregularized_gap(self) -> np.ndarray:
+        return self._per_config(lambda game, path, c: gaps_from_log_probs(game, path, 0.0))
+
+    @cached_property
+    def kl_to_ref(self) -> np.ndarray:
+        return self._per_config(lambda game, path, c: _kl(path, game.ref.log_probs))
+
+    @cached_property
+    def fixed_point(self) -> np.ndarray | None:
+        """[C, X, Y] log-probabilities of where the algorithm should converge, or None where that is numerical."""
+        if self.algorithm.fixed_point is None:
+            return None
+        points = [self.algorithm.fixed_point(game, c, self.data) for c, game in enumerate(self.games)]
+        return None if any(p is None for p in points) else np.stack([p.log_probs for p in points])
+
+    @cached_property
+    def kl_to_fixed_point(self) -> np.ndarray | None:
+        fixed = self.fixed_point
+        return None if fixed is None else self._per_config(lambda game, path, c: _kl(path, fixed[c]))
+
+    def _per_config(self, per_prompt) -> np.ndarray:
+        """[T, C] from a function of (game, path [T, X, Y], c) giving per-prompt values [T, X], averaged over d0."""
+        return np.stack(
+            [per_prompt(game, self.log_probs[:, c], c) @ game.prompt_probs for c, game in enumerate(self.games)],
+            axis=1,
+        )
 
 
 def simulate(
@@ -161,29 +193,26 @@ def _simulate(algorithm, game, steps, mode, lr, optimizer, batch, labels, seed, 
     previous = [_table(module) for module in trained]
     for step in range(total):
         algorithm.schedule.before_step(step, roles)
-        loss = step_fn(step)
-        current = _table(policy)
-        if (step + 1) % record_every == 0 or step + 1 == total:
+        loss = step_fn(step)  # [C] tensor, None in closed-form mode
+        record = (step + 1) % record_every == 0 or step + 1 == total
+        if steps is None:  # reading the tables costs a copy per step: only when stationarity is the stopping rule
+            now = [_table(module) for module in trained]
+            if max(np.abs(np.exp(a) - np.exp(b)).max() for a, b in zip(now, previous)) <= STATIONARY_TOL:
+                stopped, record = "stationary", True
+            previous = now
+        if record:
             recorded_steps.append(step + 1)
-            tables.append(current)
-            losses.append(loss)
+            tables.append(_table(policy))
+            losses.append(None if loss is None else loss.numpy())
         if bar is not None:
             bar.update(1)
-        if steps is None:
-            now = [current] + [_table(module) for module in trained[1:]]
-            if max(np.abs(np.exp(a) - np.exp(b)).max() for a, b in zip(now, previous)) <= STATIONARY_TOL:
-                stopped = "stationary"
-                if recorded_steps[-1] != step + 1:
-                    recorded_steps.append(step + 1)
-                    tables.append(current)
-                    losses.append(loss)
-                break
-            previous = now
+        if stopped == "stationary":
+            break
     if bar is not None:
         bar.close()
     log_probs = np.stack(tables)  # [T, C, X, Y]
     loss_array = None if mode == "closed-form" else np.stack([np.full(C, np.nan)] + losses) if losses else None
-    return _measure(algorithm, mode, games, np.array(recorded_steps), log_probs, loss_array, data_policy, stopped)
+    return Trajectory(algorithm, mode, np.array(recorded_steps), log_probs, loss_array, stopped, tuple(games), data_policy)
 
 
 def _configurations(configs, algorithm: Algorithm, lr, games) -> int:
@@ -238,7 +267,7 @@ class _Stepper:
         loss.sum().backward()  # configurations are independent: each gets its own gradient
         return loss.detach(), [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
 
-    def __call__(self, step: int) -> np.ndarray:
+    def __call__(self, step: int) -> torch.Tensor | None:
         if self.mode == "closed-form":
             self.roles.policy.assign(self.algorithm.closed_form(self.roles, self.oracle, step))
             return None
@@ -247,7 +276,7 @@ class _Stepper:
             loss = self.loss()
             loss.sum().backward()
             self.optimizer.step()
-            return loss.detach().numpy()
+            return loss.detach()
         loss, grads = self.gradients()
         update = self.algorithm.update
         if update == "extragradient":  # step to the extrapolated point, take the gradient there, step from the start
@@ -262,7 +291,7 @@ class _Stepper:
             self.previous_grads = grads
             grads = [2 * g - g_prev for g, g_prev in zip(grads, previous)]
         self._descend(grads)
-        return loss.numpy()
+        return loss
 
     def _descend(self, grads) -> None:
         with torch.no_grad():
@@ -277,26 +306,3 @@ def _progress_bar(total: int, enabled: bool, name: str):
     from tqdm import tqdm
 
     return tqdm(total=total, desc=name, leave=False)
-
-
-def _measure(algorithm, mode, games, steps, log_probs, loss, data_policy, stopped) -> Trajectory:
-    """Every metric of a trajectory from its recorded policies, by the exact engine, vectorised over time."""
-    T, C = log_probs.shape[:2]
-    gap = np.empty((T, C))
-    gap0 = np.empty((T, C))
-    kl_ref = np.empty((T, C))
-    fixed = [
-        algorithm.fixed_point(game, c, data_policy) if algorithm.fixed_point else None for c, game in enumerate(games)
-    ]
-    known = all(f is not None for f in fixed)
-    kl_fixed = np.empty((T, C)) if known else None
-    for c, game in enumerate(games):
-        path = log_probs[:, c]  # [T, X, Y]
-        tau = pick(algorithm.tau, c)
-        gap[:, c] = gaps_from_log_probs(game, path, tau) @ game.prompt_probs
-        gap0[:, c] = gaps_from_log_probs(game, path, 0.0) @ game.prompt_probs
-        kl_ref[:, c] = _kl(path, game.ref.log_probs) @ game.prompt_probs
-        if known:
-            kl_fixed[:, c] = _kl(path, fixed[c].log_probs) @ game.prompt_probs
-    fixed_table = np.stack([f.log_probs for f in fixed]) if known else None
-    return Trajectory(algorithm, mode, steps, log_probs, loss, gap, gap0, kl_ref, fixed_table, kl_fixed, stopped)

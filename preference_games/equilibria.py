@@ -33,10 +33,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linprog
 from scipy.sparse.linalg import LinearOperator, gmres
-from scipy.special import logsumexp
 
 from .games import PreferenceGame
-from .policies import TabularPolicy, _kl
+from .policies import TabularPolicy, _kl, logsumexp
 
 
 class SolverError(RuntimeError):
