@@ -40,8 +40,8 @@ from .samplers import Roles, TabularOracle
 
 MODES = ("exact", "closed-form", "sampled")
 
-#: Without a step count, a run stops once no probability — of the policy or of any auxiliary model (adversary,
-#: reward model) — moves by more than this in one step.
+#: Without a step count, a run stops once no probability — of the policy, of any auxiliary model (adversary,
+#: reward model) or of the anchor — moves by more than this over one period of the algorithm's schedule.
 STATIONARY_TOL = 1e-12
 MAX_STEPS = 100_000
 
@@ -189,15 +189,18 @@ def _simulate(algorithm, game, steps, mode, lr, optimizer, batch, labels, seed, 
     recorded_steps, tables, losses = [0], [_table(policy)], []
     stopped = "steps" if steps is not None else "step cap"
     bar = _progress_bar(total, progress, algorithm.name)
-    trained = [policy, *roles.aux.values()]  # stationary means none of them moves, not only the policy
-    previous = [_table(module) for module in trained]
+    # Stationary means nothing moved over one whole period of the schedule (an outer iteration for anchored
+    # algorithms: inside one, the policy can rest at the inner minimiser while the next anchor would move it), in
+    # the policy, the auxiliary models or the anchor (an EMA anchor can still be catching up).
+    period = algorithm.schedule.period
+    previous = None
     for step in range(total):
         algorithm.schedule.before_step(step, roles)
         loss = step_fn(step)  # [C] tensor, None in closed-form mode
         record = (step + 1) % record_every == 0 or step + 1 == total
-        if steps is None:  # reading the tables costs a copy per step: only when stationarity is the stopping rule
-            now = [_table(module) for module in trained]
-            if max(np.abs(np.exp(a) - np.exp(b)).max() for a, b in zip(now, previous)) <= STATIONARY_TOL:
+        if steps is None and (step + 1) % period == 0:  # reading tables costs a copy: only when it decides anything
+            now = _state(roles)
+            if previous is not None and _moved(now, previous) <= STATIONARY_TOL:
                 stopped, record = "stationary", True
             previous = now
         if record:
@@ -225,6 +228,15 @@ def _configurations(configs, algorithm: Algorithm, lr, games) -> int:
     if len(sizes) > 1:
         raise ValueError(f"per-configuration parameters disagree on the number of configurations: {sorted(sizes)}")
     return sizes.pop() if sizes else 1
+
+
+def _state(roles) -> list[np.ndarray]:
+    modules = [roles.policy, *roles.aux.values()] + ([roles.anchor] if roles.anchor is not None else [])
+    return [_table(module) for module in modules]
+
+
+def _moved(now: list[np.ndarray], before: list[np.ndarray]) -> float:
+    return max(np.abs(np.exp(a) - np.exp(b)).max() for a, b in zip(now, before))
 
 
 def _table(policy) -> np.ndarray:

@@ -36,10 +36,13 @@ def regularized_equilibrium(game: PreferenceGame, tau: float) -> TabularPolicy:
     return regularized_nash(game, tau).policy
 
 
-def ipo_md(game: PreferenceGame, tau: float, beta: float, data=None) -> TabularPolicy:
-    """The fixed point of IPO-MD(β) (IPO-MD eq. 13, via Prop. 5.2); with ``data`` = μ, of the π^{1−β} μ^β variant."""
+def ipo_md(game: PreferenceGame, tau: float, beta: float, data=None) -> TabularPolicy | None:
+    """The fixed point of IPO-MD(β) (IPO-MD eq. 13, via Prop. 5.2); with ``data`` = μ, of the π^{1−β} μ^β variant
+    (None when β > 0 and μ misses part of Supp(π_ref): pairs never reach those actions, see :func:`offline_ipo`)."""
     if not 0.0 <= beta <= 1.0:
         raise ValueError(f"beta must lie in [0, 1]; got {beta}")
+    if data is not None and beta > 0 and not covers_support(game, data):
+        return None
     anchor = game.ref if data is None else game.policy(data)
     if beta == 1.0:
         return best_response(game, anchor, tau)
@@ -56,9 +59,18 @@ def nash_md(game: PreferenceGame, tau: float, eta: float) -> TabularPolicy:
     return ipo_md(game, tau, tau / eta)
 
 
-def offline_ipo(game: PreferenceGame, tau: float, data) -> TabularPolicy:
-    """IPO-MD eq. 7: π* ∝ π_ref exp(p(y ≻ μ)/τ), the best response to the data policy μ."""
-    return best_response(game, data, tau)
+def offline_ipo(game: PreferenceGame, tau: float, data) -> TabularPolicy | None:
+    """IPO-MD eq. 7: π* ∝ π_ref exp(p(y ≻ μ)/τ), the best response to the data policy μ.
+
+    None when μ misses part of Supp(π_ref): the offline loss never sees those actions, so it does not determine
+    their probabilities (the minimisers form a family; IPO-MD Remark G.9 makes the same point for DPO).
+    """
+    return best_response(game, data, tau) if covers_support(game, data) else None
+
+
+def covers_support(game: PreferenceGame, data) -> bool:
+    """Whether the data policy μ puts mass on every action of Supp(π_ref) (for every prompt)."""
+    return bool(np.all(game.policy(data).support | ~game.support))
 
 
 def bradley_terry_rewards(game: PreferenceGame, atol: float = 1e-9) -> np.ndarray | None:

@@ -257,5 +257,24 @@ def test_bad_simulation_settings_are_rejected(kwargs, message):
         simulate(make("online-ipo"), INTRANSITIVE[0], **{"steps": 2, **kwargs})
 
 
+def test_anchored_algorithms_are_stationary_only_over_a_whole_outer_iteration():
+    """Inside an INPO outer iteration the policy rests at the inner minimiser; stopping there would report a
+    policy that is not INPO's fixed point. Run to stationarity, it must be the equilibrium."""
+    run = simulate(make("inpo", inner_steps=50), INTRANSITIVE[0], lr=1.0, max_steps=20_000)
+    assert run.stopped == "stationary" and run.kl_to_fixed_point[-1, 0] <= 1e-12
+
+
+def test_offline_fixed_points_are_not_claimed_when_the_data_misses_actions():
+    """μ = (½, ½, 0): the offline losses never see action 3, so eq. 7 / eq. 3 do not pin the policy down."""
+    mu = [0.5, 0.5, 0.0]
+    for name in ("offline-ipo", "offline-dpo", "ipo-md-data"):
+        run = simulate(make(name), INTRANSITIVE[0], data=mu, steps=3, lr=0.05)
+        assert run.fixed_point is None and run.kl_to_fixed_point is None
+
+
+def test_theorem_4_schedule_ignores_eta():
+    assert make("inpo", tau=1.0, schedule="theorem-4").params["schedule"] == "theorem-4"
+
+
 def test_parameters_lists_defaults():
     assert parameters("ipo-md") == {"beta": 0.5, "tau": 0.1}

@@ -10,8 +10,8 @@ An :class:`Algorithm` is a short recipe of small parts (in the spirit of optax's
   BPO's annotation phases), or as an EMA of the weights;
 * ``closed_form(roles, oracle, step) -> [C, X, Y]`` — the exact map π_t ↦ π_{t+1}, where the paper gives one (OMD,
   Nash-MD, SPPO), for tabular games only;
-* ``fixed_point(game) -> [C, X, Y] | None`` — where the engine says it should converge, and ``fixed_point_kind``
-  saying which result that is;
+* ``fixed_point(game, c, data) -> TabularPolicy | None`` — where configuration c should converge on ``game``
+  (``data``: the data policy μ), and ``fixed_point_kind`` saying which result that is;
 * ``update`` — the optimiser's update rule: plain gradient steps, extragradient or optimistic gradient.
 
 Nothing in a recipe asks what kind of policy it trains. Parameters (τ, β, η, …) are floats, or arrays of one value
@@ -71,7 +71,13 @@ def weighted(pairs, per_pair: torch.Tensor) -> torch.Tensor:
 
 
 class Schedule:
-    """No anchor: the algorithm uses only the current policy, π_ref and μ."""
+    """No anchor: the algorithm uses only the current policy, π_ref and μ.
+
+    ``period``: the number of steps after which the algorithm's update rule repeats (an outer iteration); a run is
+    stationary only if nothing moves over a whole period.
+    """
+
+    period = 1
 
     def start(self, roles) -> None:
         roles.iteration = 0
@@ -91,6 +97,7 @@ class EveryK(Schedule):
         if int(k) != k or k < 1:
             raise ValueError(f"the anchor refresh interval must be a positive integer; got {k}")
         self.k = int(k)
+        self.period = self.k
 
     def start(self, roles) -> None:
         roles.iteration = -1

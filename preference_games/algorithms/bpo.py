@@ -36,7 +36,7 @@ ema_rate = 1 is on-policy BPO. ``ema_rate`` is one float for all configurations 
 
 **Ensemble (BPO §4 end, §5.4, Fig. 6)**, ``bpo-ensemble``: "optimize an ensemble of 5 LoRA weights and merge them
 linearly" — weight averaging. The paper does not say how members are trained; following the released code (see
-``notes/paper_equations.md`` §4) each member is trained *independently* on its own DAP loss, on the same pairs,
+``docs/paper_notes.md`` §4) each member is trained *independently* on its own DAP loss, on the same pairs,
 against the same reference, and the reference/behaviour policy is the merged model. Tabular analogue: ``members``
 deep copies of the policy whose parameters get seeded Gaussian perturbations of scale ``init_scale`` (the only
 source of diversity, like the K different SFT LoRAs), *centred* so that their average is the initial policy. The
@@ -59,7 +59,7 @@ equilibrium at tau.
 * RPS variant (``rps_variant(antisymmetrize=True)``, equilibrium (7, 8, 7)/22), on-policy BPO(IPO), lr 0.2: the
   equilibrium is a rest point (one step from it moves < 1e-12) but a repelling one. From uniform (unregularised
   gap 0.033) the iterates spiral out to the boundary and cycle among near-pure strategies: after 600 steps
-  π = (0.004, 0.971, 0.025), gap 0.66 (it oscillates between 0.66 and 0.78), KL(π*_tau‖π) = 1.9 from the
+  π = (0.004, 0.971, 0.025), gap 0.66 (per step it swings between about 0.22 and 0.79), KL(π*_tau‖π) = 1.9 from the
   regularised equilibrium π*_tau. Annotating every 50 steps (F = T/50; [derived] each phase, solved exactly, would
   be the SPPO/MWU step π ∝ π_b exp(p(y ≻ π_b)/tau)) does the same, faster: π(scissors) = 0.999 after 600 steps.
   So on-policy BPO does "lose the anchor": on intransitive games it is replicator-like dynamics, cycling outward.

@@ -36,14 +36,21 @@ def contrastive(pair_loss, tau, anchor=lambda roles: roles.ref):
     return objective
 
 
-def _fixed_point(loss: str, tau, ipo_fixed_point):
+def _fixed_point(loss: str, tau, ipo_fixed_point, offline: bool):
     """(fixed_point, kind) of a DAP loss: IPO's is given by the caller (it depends on the data); DPO's is eq. 3 on
-    Bradley–Terry games (IPO-MD Thm. G.7, offline and online alike); SLiC's is numerical."""
+    Bradley–Terry games (IPO-MD Thm. G.7, offline and online alike; offline only when μ covers Supp(π_ref), else
+    the minimisers form a family, Remark G.9); SLiC's is numerical."""
     if loss == "ipo":
         return ipo_fixed_point
+
+    def dpo(game, c, data):
+        if offline and not fixed_points.covers_support(game, data):
+            return None
+        return fixed_points.kl_regularized_reward_maximiser(game, pick(tau, c))
+
     if loss == "dpo":
         return (
-            lambda game, c, data: fixed_points.kl_regularized_reward_maximiser(game, pick(tau, c)),
+            dpo,
             "IPO-MD eq. 3 on Bradley-Terry games (Thm. G.7); numerical otherwise",
         )
     return None, "numerical: the exact dynamics run to stationarity"
@@ -60,7 +67,7 @@ def offline(loss: str, tau=0.1) -> Algorithm:
         lambda game, c, data: fixed_points.offline_ipo(game, pick(tau, c), data),
         "IPO-MD eq. 7 (best response to μ)",
     )
-    fixed, kind = _fixed_point(loss, tau, ipo_fixed_point)
+    fixed, kind = _fixed_point(loss, tau, ipo_fixed_point, offline=True)
     return Algorithm(
         name=f"offline-{loss}",
         paper=f"{IPO_MD}, eq. {dict(dpo=4, slic=5, ipo=8)[loss]}; pairs from μ with λ_p labels",
@@ -87,7 +94,7 @@ def online(loss: str, tau=0.1, update: str = "gradient") -> Algorithm:
         lambda game, c, data: fixed_points.regularized_equilibrium(game, pick(tau, c)),
         "regularised Nash equilibrium (IPO-MD eq. 12, Prop. 4.1)",
     )
-    fixed, kind = _fixed_point(loss, tau, ipo_fixed_point)
+    fixed, kind = _fixed_point(loss, tau, ipo_fixed_point, offline=False)
     prefix = "online" if update == "gradient" else update
     return Algorithm(
         name=f"{prefix}-{loss}",

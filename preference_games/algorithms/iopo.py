@@ -20,7 +20,7 @@ min(ν_t(y_w)/π(y_w), 1 + ε).
 ``aux["adversary"]``; paper ε (0.3) = ``epsilon``; paper r^t(θ) (an importance weight, not a reward) = r; N_μ, N_ν = ``protagonist_steps``,
 ``adversary_steps``; paper Q (eq. 13) = :func:`q_value`.
 
-**Ambiguities (``notes/paper_equations.md`` §5) and the readings chosen.**
+**Ambiguities (``docs/paper_notes.md`` §5) and the readings chosen.**
 
 * Eq. 11 writes r = π_μ(y_l)/π_ν(y_l) "= π_ν(y_w)/π_ν(y_l)" via a claimed identity π_μ(y_l) ≡ π_ν(y_w) that is false:
   we use r = π_μ(y_l)/π_ν(y_l), the ratio on the rejected response, with eq. 11's fallback r = 1 at 0 or ∞.
@@ -59,9 +59,10 @@ gradient (and the loss returned is the active agent's).
   after 20000 steps, exploratory) — the action whose win rate against μ is exactly ½ — as mirror images
   (rock ↔ scissors); the unregularised gap grows from 0.033 toward 0.7, pure paper's.
 * Theorem 1 ("Q is monotonic and converges"), Q = the data mean of eq. 13 after each iteration: Q converges in
-  these runs (BT: to ≈ 0.667; RPS: to ≈ 0.501) but is *not* monotone: it rises from ½ and then decreases (BT at
-  lr 0.5: 1436 increases and 8564 decreases over 10000 iterations, exploratory). With large steps and long phases
-  (BT, lr 10, N_μ = N_ν = 50; exploratory) Q jumps between 0.46 and 7.2 without settling — and Q > 1 contradicts
+  the Bradley–Terry run (to ≈ 0.667) but is *not* monotone: it rises from ½ and then decreases (BT at lr 0.5: 1436
+  increases and 8564 decreases over 10000 iterations, exploratory); on RPS (lr 20) it peaks at 0.5015 and is still
+  falling (0.4985) after 200 iterations. With large steps and long phases (BT, lr 10, N_μ = N_ν = 50; exploratory)
+  Q does not settle (from 0.45 to 254 within 30 iterations) — and Q > 1 contradicts
   the boundedness Q ∈ [0, 1] the proof relies on (eq. 13 is σ(z)/r, and r < 1 is allowed).
 * Theorem 2 (ΔQ_t/ΔQ_{t+1} ≤ 1, i.e. non-shrinking increments): violated wherever Q converges monotonically for a
   while, since its increments then shrink (BT run: asserted).
@@ -112,6 +113,7 @@ class Alternating(Schedule):
             if isinstance(value, bool) or not (float(value).is_integer() and value >= 1):
                 raise ValueError(f"{name} must be a positive integer; got {value!r}")
         self.protagonist_steps, self.adversary_steps = int(protagonist_steps), int(adversary_steps)
+        self.period = self.protagonist_steps + self.adversary_steps
 
     def start(self, roles) -> None:
         roles.iteration = -1

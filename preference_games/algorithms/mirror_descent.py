@@ -76,7 +76,8 @@ def inpo(tau=0.1, eta=0.5, inner_steps=100, schedule="constant") -> Algorithm:
     check_tau(tau)
     if schedule not in ETA_SCHEDULES:
         raise ValueError(f"schedule must be one of {ETA_SCHEDULES}; got {schedule!r}")
-    _check_eta(eta, tau)
+    if schedule == "constant":  # Theorem 4's η_t ≥ 1.5τ by construction and ignores ``eta``
+        _check_eta(eta, tau)
 
     def anchor(roles):  # π_t^{1−τ/η} π_ref^{τ/η}: h_t of INPO eq. 8
         eta_t = _inverse_step(eta, schedule, tau, roles.iteration)
@@ -133,8 +134,9 @@ def nash_md(tau=0.1, eta=0.5, inner_steps=100) -> Algorithm:
 def sppo(eta=5.0, inner_steps=100) -> Algorithm:
     """SPPO (survey eqs. 60–61): π_{t+1} ∝ π_t exp(p(y ≻ π_t)/η) — no reference policy (τ = 0); the survey's β is
     our η. Loss (eq. 61): E_{y~π_t}[(log π(y)/π_t(y) − (p(y ≻ π_t) − ½)/η)²], with p(y ≻ π_t) estimated by the label
-    of a pair (y, y' ~ π_t) (unbiased for the gradient) and log Z_t replaced by ½/η as in the SPPO paper; so the
-    loss-based iterate is the closed-form one only up to that normalisation. Its iterates cycle around the
+    of a pair (y, y' ~ π_t) (unbiased for the gradient) and log Z_t replaced by ½/η (the SPPO paper's
+    approximation as recalled in docs/paper_notes.md — that paper is not among our sources, so this is unverified);
+    so the loss-based iterate is the closed-form one only up to that normalisation. Its iterates cycle around the
     unregularised equilibrium, which their uniform average approaches."""
     check_range("eta", eta, 0.0, open_low=True)
     inverse = per_config(eta)

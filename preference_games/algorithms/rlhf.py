@@ -41,7 +41,8 @@ def rlhf(tau=0.1) -> Algorithm:
         x, y = policy_pairs.x, policy_pairs.y
         logp = roles.policy.log_prob(x, y)
         advantage = reward.log_prob(x, y).detach() - coefficient * (logp.detach() - roles.ref.log_prob(x, y))
-        baseline = weighted(policy_pairs, advantage)[:, None]  # E[A]: leaves the expected gradient's direction as is
+        baseline = weighted(policy_pairs, advantage)[:, None]  # E[A]: exact pairs: no bias; B samples that include
+        # their own advantage in the mean: the expected gradient is (1 − 1/B) times the exact one, same direction
         return weighted(data_pairs, fit) + weighted(policy_pairs, policy_gradient(logp, advantage - baseline))
 
     return Algorithm(
