@@ -275,9 +275,26 @@ class _Stepper:
     def gradients(self):
         for p in self.params:
             p.grad = None
-        loss = self.loss()
-        loss.sum().backward()  # configurations are independent: each gets its own gradient
+        fast = self._closed_form_gradient()
+        if fast is not None:
+            loss, table, grad_table = fast
+            table.backward(grad_table)  # the chain rule from log π to the parameters, whatever the policy class
+        else:
+            loss = self.loss()
+            loss.sum().backward()  # configurations are independent: each gets its own gradient
         return loss.detach(), [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
+
+    def _closed_form_gradient(self):
+        """Exact mode, one sampler, no auxiliary models, an objective that knows its gradient w.r.t. log π in closed
+        form (:class:`~preference_games.algorithms.dap.Contrastive`): (loss, log π table, ∂L/∂log π), else None."""
+        objective = self.algorithm.objective
+        if self.mode != "exact" or self.roles.aux or len(self.algorithm.samplers) != 1:
+            return None
+        if not hasattr(objective, "table_gradient"):
+            return None
+        table = self.roles.policy.log_prob_table()  # [C, X, Y], with the graph to the parameters
+        loss, grad = objective.table_gradient(self.roles, self.algorithm.samplers[0], self.oracle, table.detach())
+        return loss, table, grad.expand_as(table)
 
     def __call__(self, step: int) -> torch.Tensor | None:
         if self.mode == "closed-form":

@@ -31,12 +31,17 @@ DTYPE = torch.float64
 
 
 def _gather(table: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """table [C, X, Y], x and y [C, B] (or [B], shared by every configuration) → table[c, x, y] as [C, B]."""
-    C = table.shape[0]
+    """table [C, X, Y], x and y [C', B] (or [B], shared by every configuration) → table[c, x, y] as [max(C, C'), B].
+
+    A flat ``gather`` rather than advanced indexing: half the cost, forward and backward, on the tiny tables of
+    the dynamics, where this runs several times a step.
+    """
     x, y = torch.broadcast_tensors(x, y)
     if x.dim() == 1:
-        x, y = x.expand(C, -1), y.expand(C, -1)
-    return table[torch.arange(C)[:, None], x, y]
+        x, y = x[None], y[None]
+    C = max(table.shape[0], x.shape[0])
+    flat = table.reshape(table.shape[0], -1).expand(C, -1)  # [C, X·Y]
+    return flat.gather(1, (x * table.shape[-1] + y).expand(C, -1))
 
 
 def _sample(table: torch.Tensor, x: torch.Tensor, n: int, generator: torch.Generator | None) -> torch.Tensor:
@@ -112,16 +117,17 @@ def geometric_mixture(policy, other, beta) -> FrozenPolicy:
     distribution; no gradient flows through it).
     """
     a, b = policy.log_prob_table().detach(), other.log_prob_table().detach()
-    a, b = torch.broadcast_tensors(a, b)
-    beta = _per_config(beta, a.shape[0])
-    both = torch.isfinite(a) & torch.isfinite(b)
-    mixed = (1 - beta) * torch.where(both, a, 0.0) + beta * torch.where(both, b, 0.0)
-    mixed = torch.where(both, mixed, -torch.inf)
+    beta = _per_config(beta, max(a.shape[0], b.shape[0]))
+    # (1 − β)·(−inf) is −inf when the weight is positive and NaN when it is 0 (0·(−inf)): either way the action is
+    # outside one of the supports, so NaN → −inf gives exactly the intersection of the supports.
+    mixed = torch.nan_to_num((1 - beta) * a + beta * b, nan=-torch.inf)
     return FrozenPolicy.of_normalised(torch.log_softmax(mixed, dim=-1))
 
 
 def _per_config(value, C: int) -> torch.Tensor:
     """A float or a [C] array (or [C, 1]) as a tensor that broadcasts against [C, X, Y]."""
+    if torch.is_tensor(value) and value.dim() == 3:  # already shaped (PairSampler converts its β once)
+        return value
     value = torch.as_tensor(np.asarray(value, dtype=np.float64) if not torch.is_tensor(value) else value, dtype=DTYPE)
     if value.numel() == 1:
         return value.reshape(())
