@@ -6,6 +6,7 @@ network below and (later) on a transformer:
     log_prob(x, y) -> Tensor [C, B]       log π(y | x), differentiable for a trainable policy
     sample(x, n, generator) -> [C, B, n]   n responses per prompt index
     snapshot() -> FrozenPolicy             a frozen copy: reference, previous iterate, behaviour policy
+    configs -> int                         C, the number of configurations held
     log_prob_table() -> Tensor [C, X, Y]   only for enumerable policies (finite Y): the exhaustive pair sampler
 
 The leading C is a *configuration* axis: one tabular policy holds C independent policies (different β, τ, learning
@@ -65,6 +66,11 @@ def _as_table(log_probs, dtype=DTYPE) -> torch.Tensor:
 class _TablePolicy:
     """The policy protocol derived from ``log_prob_table()`` alone: every policy here is enumerable, so ``log_prob``,
     ``sample``, ``snapshot`` and ``mixture`` read the [C, X, Y] table."""
+
+    @property
+    def configs(self) -> int:
+        """C, the number of configurations this policy holds."""
+        return self.log_prob_table().shape[0]
 
     def log_prob(self, x, y) -> torch.Tensor:
         return _gather(self.log_prob_table(), x, y)
@@ -169,6 +175,10 @@ class TabularLogits(_TablePolicy, torch.nn.Module):
     def log_prob_table(self) -> torch.Tensor:
         masked = torch.where(self.support, self.logits, -torch.inf)
         return torch.log_softmax(masked, dim=-1)  # [C, X, Y]
+
+    @property
+    def configs(self) -> int:
+        return self.logits.shape[0]  # without computing the table
 
     @torch.no_grad()
     def assign(self, log_probs) -> None:

@@ -100,7 +100,7 @@ class Roles:
 
     @property
     def configs(self) -> int:
-        return self.policy.log_prob_table().shape[0] if hasattr(self.policy, "log_prob_table") else 1
+        return self.policy.configs
 
 
 class PairSampler:
