@@ -197,6 +197,7 @@ def _simulate(algorithm, game, steps, mode, lr, optimizer, batch, labels, seed, 
     for step in range(total):
         algorithm.schedule.before_step(step, roles)
         loss = step_fn(step)  # [C] tensor, None in closed-form mode
+        algorithm.schedule.after_step(step, roles)
         record = (step + 1) % record_every == 0 or step + 1 == total
         if steps is None and (step + 1) % period == 0:  # reading tables costs a copy: only when it decides anything
             now = _state(roles)

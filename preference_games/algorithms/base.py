@@ -7,7 +7,7 @@ An :class:`Algorithm` is a short recipe of small parts (in the spirit of optax's
 * ``objective(roles, *pairs) -> [C]`` — a weighted sum of a pure loss from :mod:`preference_games.losses`, built
   from log-probabilities the roles provide;
 * ``schedule`` — which frozen snapshot (the ``anchor``) refreshes when: never, every K steps (INPO's outer iterations,
-  BPO's annotation phases), or as an EMA of the weights;
+  BPO's annotation phases), or as an EMA of the weights; its hooks run before and after every update;
 * ``closed_form(roles, oracle, step) -> [C, X, Y]`` — the exact map π_t ↦ π_{t+1}, where the paper gives one (OMD,
   Nash-MD, SPPO), for tabular games only;
 * ``fixed_point(game, c, data) -> TabularPolicy | None`` — where configuration c should converge on ``game``
@@ -84,6 +84,9 @@ class Schedule:
 
     def before_step(self, step: int, roles) -> None:
         pass
+
+    def after_step(self, step: int, roles) -> None:
+        """Called after each update (e.g. to write an ensemble's merged weights into the policy)."""
 
     def __repr__(self) -> str:
         return "no anchor"

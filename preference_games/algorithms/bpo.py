@@ -42,8 +42,8 @@ deep copies of the policy whose parameters get seeded Gaussian perturbations of 
 source of diversity, like the K different SFT LoRAs), *centred* so that their average is the initial policy. The
 trained policy *is* the merge: its parameters are the members' mean (for :class:`TabularLogits`, π ∝ exp(mean of the
 member logits), a normalised geometric mean). Pairs come from the anchor = snapshot of the merged policy, refreshed
-every K = T/F steps, and h is taken against it. See :func:`ensemble_objective` and :class:`MergeEveryK` for how this
-fits the framework (the framework has no after-step hook).
+every K = T/F steps, and h is taken against it. See :func:`ensemble_objective` and :class:`MergeEveryK` (the merge runs in the
+schedule's ``after_step`` hook).
 
 **Findings (measured on exact dynamics, uniform π_ref, tau = 0.1, plain gradient steps; asserted in
 ``tests/test_bpo_iopo.py`` unless marked exploratory).** BPO has no π_ref term, so nothing ties it to π_ref: the
@@ -195,15 +195,9 @@ def merge(roles, names) -> None:
 
 
 class MergeEveryK(EveryK):
-    """:class:`EveryK` for a merged ensemble: before every step (and at the start) the policy's parameters are set
-    to the members' average, *then* the behaviour snapshot is refreshed every k steps from the merged policy.
-
-    With the framework's own update rules the policy already equals the average after each step (see
-    :func:`ensemble_objective`), so this merge is a no-op to rounding; with a stateful optimiser (Adam, momentum)
-    the policy's own update drifts from the average and this re-merge corrects it before the next step (the
-    recorded iterate then lags the merge by one step). The framework has no after-step hook; an
-    ``after_step(step, roles)`` in :class:`Schedule`, called by the trainer after each update, would remove both
-    the lag and the need for the gradient trick."""
+    """:class:`EveryK` for a merged ensemble: the policy's parameters are the members' average — written at the
+    start and after every update (the ``after_step`` hook) — and the behaviour snapshot is refreshed every k steps
+    from the merged policy. Exact for any optimiser, stateful ones included: the policy itself is never stepped."""
 
     def __init__(self, k: int, names):
         super().__init__(k)
@@ -213,39 +207,24 @@ class MergeEveryK(EveryK):
         merge(roles, self.names)
         super().start(roles)
 
-    def before_step(self, step: int, roles) -> None:
+    def after_step(self, step: int, roles) -> None:
         merge(roles, self.names)
-        super().before_step(step, roles)
 
     def __repr__(self) -> str:
         return f"policy = average of {len(self.names)} members; {super().__repr__()}"
 
 
 def ensemble_objective(member_objective, names):
-    """objective(roles, *pairs) for an independently trained, weight-averaged ensemble.
-
-    Each member k is trained on ``member_objective`` evaluated with the member in the policy slot (same pairs, same
-    reference): its gradient is ∇L_k, exactly as if trained alone. The trained policy is the merge θ̄ = mean_k θ_k;
-    to keep it so *after* every step without an after-step hook, the policy gets the gradient mean_k ∇L_k through a
-    zero-valued linear term ⟨θ̄, SG[mean_k ∇L_k]⟩ − SG[same]: any update rule that is linear in the gradient (plain,
-    extragradient, optimistic) then moves θ̄ by exactly the average of the members' moves. The returned value is the
-    members' mean loss [C] (their gradients are not rescaled by 1/K).
-    """
+    """objective(roles, *pairs) for an independently trained, weight-averaged ensemble: member k is trained on
+    ``member_objective`` with the member in the policy slot (same pairs, same reference), so its gradient is ∇L_k,
+    exactly as if trained alone; the policy is not in the loss (:class:`MergeEveryK` sets it to the members' mean
+    after each step). The value reported is the members' mean loss [C]; the gradient is each member's own."""
 
     def objective(roles, *pairs):
         members = [roles.aux[name] for name in names]
         losses = [member_objective(replace(roles, policy=member), *pairs) for member in members]  # K × [C]
         total = torch.stack(losses).sum(0)  # [C]; member k's parameters appear only in losses[k]
-        mean_grads = None
-        for loss, member in zip(losses, members):
-            parameters = list(member.parameters())
-            grads = torch.autograd.grad(loss.sum(), parameters, retain_graph=True, allow_unused=True)
-            grads = [torch.zeros_like(p) if g is None else g for p, g in zip(parameters, grads)]
-            mean_grads = grads if mean_grads is None else [m + g for m, g in zip(mean_grads, grads)]
-        pull = sum((p * (g / len(members)).detach()).sum() for p, g in zip(roles.policy.parameters(), mean_grads))
-        pull = pull - pull.detach()  # value 0, gradient mean_k ∇L_k on the policy's parameters
-        configs = total.shape[0] if total.dim() else 1
-        return total + (total / len(members) - total).detach() + pull / configs
+        return total + (total / len(members) - total).detach()
 
     return objective
 
