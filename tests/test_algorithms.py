@@ -35,6 +35,7 @@ CONVERGES = [
     ("nash-md-pg", {"beta": 0.5}, "exact", 3.0, GAMES),
     ("self-play", {}, "exact", 3.0, GAMES),
     ("inpo", {}, "closed-form", None, GAMES),
+    ("inpo", {"inner_steps": None}, "exact", 1.0, GAMES),  # each inner argmin run to convergence
     ("nash-md", {}, "closed-form", None, GAMES),
     ("offline-dpo", {"tau": 0.5}, "exact", 1.0, [BRADLEY_TERRY]),
     ("online-dpo", {"tau": 0.5}, "exact", 1.0, [BRADLEY_TERRY]),
@@ -253,6 +254,7 @@ def test_neural_policy_reaches_the_ipo_md_fixed_point():
         ("nash-md", {"tau": 0.5, "eta": 0.1}, "eta must be >= tau"),
         ("inpo", {"schedule": "cosine"}, "schedule must be"),
         ("inpo", {"inner_steps": 0}, "refresh interval"),
+        ("inpo", {"inner_steps": 2.5}, "refresh interval"),
         ("sppo", {"eta": 0.0}, "eta must be"),
         ("online-ipo", {"beta": 0.5}, "takes no parameter beta"),
         ("no-such-algorithm", {}, "unknown algorithm"),

@@ -114,6 +114,42 @@ class EveryK(Schedule):
         return f"anchor = snapshot every {self.k} steps"
 
 
+class UntilConverged(Schedule):
+    """The anchor is a snapshot of the policy, refreshed whenever the inner problem is solved: after an update that
+    moved no probability by more than ``tol`` (INPO Algorithm 1's argmin "run to convergence"). Each refresh starts
+    a new outer iteration. A run under it is stationary once a refresh no longer changes the anchor."""
+
+    def __init__(self, tol: float = 1e-12):
+        check_range("tol", tol, 0.0, open_low=True)
+        self.tol = float(tol)
+        self._before = None
+
+    def start(self, roles) -> None:
+        roles.iteration = -1
+        self._refresh(roles)
+
+    def before_step(self, step: int, roles) -> None:
+        self._before = roles.policy.log_prob_table().detach().exp()
+
+    def after_step(self, step: int, roles) -> None:
+        moved = (roles.policy.log_prob_table().detach().exp() - self._before).abs().max()
+        if moved <= self.tol:
+            self._refresh(roles)
+
+    @staticmethod
+    def _refresh(roles) -> None:
+        roles.anchor = roles.policy.snapshot()
+        roles.iteration += 1
+
+    def __repr__(self) -> str:
+        return f"anchor = snapshot whenever an update moves no probability by more than {self.tol:g}"
+
+
+def anchor_schedule(inner_steps) -> Schedule:
+    """``EveryK(inner_steps)``, or ``UntilConverged()`` for ``inner_steps=None``."""
+    return UntilConverged() if inner_steps is None else EveryK(inner_steps)
+
+
 class EMA(Schedule):
     """The anchor is an exponential moving average of the policy's weights, θ' ← rate·θ + (1 − rate)·θ', updated
     after every step and starting from the initial weights (BPO eq. 6; BPO calls the rate τ)."""

@@ -2,8 +2,9 @@
 
 Each has a closed-form map π_t ↦ π_{t+1} (used with ``mode="closed-form"``) and a loss whose minimiser over one outer
 iteration is that map (used with ``mode="exact"`` or ``"sampled"``): the anchor is a snapshot of π_t refreshed
-every ``inner_steps`` gradient steps (:class:`~preference_games.algorithms.base.EveryK`), and the inner problem is
-solved to the extent those steps allow.
+every ``inner_steps`` gradient steps (:class:`~preference_games.algorithms.base.EveryK`) — the inner problem solved
+to the extent those steps allow — or, with ``inner_steps=None``, whenever the inner problem is solved (an update
+moves no probability by more than 1e-12; :class:`~preference_games.algorithms.base.UntilConverged`).
 
 Notation: ``eta`` is the OMD regulariser, the *inverse* step size (INPO's η). The survey writes Nash-MD with a step
 size α = 1/eta, and SPPO with exp(P/β): its β is our eta. INPO's mixing exponent 1 − τ/η must be ≥ 0, so η ≥ τ.
@@ -24,7 +25,7 @@ import torch
 from .. import fixed_points
 from ..losses import PAIR_LOSSES, squared_regression
 from ..samplers import PairSampler
-from .base import Algorithm, EveryK, check_range, check_tau, per_config, pick, values, weighted
+from .base import Algorithm, anchor_schedule, check_range, check_tau, per_config, pick, values, weighted
 from .dap import contrastive
 
 INPO = "Zhang et al. (INPO)"
@@ -94,7 +95,7 @@ def inpo(tau=0.1, eta=0.5, inner_steps=100, schedule="constant") -> Algorithm:
         tau=tau,
         samplers=(PairSampler("anchor"),),
         objective=objective,
-        schedule=EveryK(inner_steps),
+        schedule=anchor_schedule(inner_steps),
         closed_form=omd_map(tau, eta, schedule),
         fixed_point=lambda game, c, data: fixed_points.regularized_equilibrium(game, pick(tau, c)),
         fixed_point_kind="regularised Nash equilibrium (INPO eq. 5 fixed point)",
@@ -124,7 +125,7 @@ def nash_md(tau=0.1, eta=0.5, inner_steps=100) -> Algorithm:
         tau=tau,
         samplers=(PairSampler("anchor-mixture", beta=beta),),
         objective=contrastive(PAIR_LOSSES["ipo"], eta, lambda roles: roles.anchor.mixture(roles.ref, beta)),
-        schedule=EveryK(inner_steps),
+        schedule=anchor_schedule(inner_steps),
         closed_form=closed_form,
         fixed_point=lambda game, c, data: fixed_points.nash_md(game, pick(tau, c), pick(eta, c)),
         fixed_point_kind="IPO-MD eq. 13 with beta = tau/eta (not the Nash equilibrium)",
@@ -156,7 +157,7 @@ def sppo(eta=5.0, inner_steps=100) -> Algorithm:
         tau=0.0,
         samplers=(PairSampler("anchor"),),
         objective=objective,
-        schedule=EveryK(inner_steps),
+        schedule=anchor_schedule(inner_steps),
         closed_form=closed_form,
         fixed_point=lambda game, c, data: fixed_points.unregularized_equilibrium(game),
         fixed_point_kind="unregularised Nash equilibrium (uniform average of the iterates)",
@@ -176,7 +177,7 @@ def iterative_dpo(eta=0.5, inner_steps=100) -> Algorithm:
         tau=0.0,
         samplers=(PairSampler("anchor"),),
         objective=contrastive(PAIR_LOSSES["dpo"], eta, lambda roles: roles.anchor),
-        schedule=EveryK(inner_steps),
+        schedule=anchor_schedule(inner_steps),
     )
 
 
