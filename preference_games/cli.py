@@ -327,7 +327,10 @@ def cmd_algorithms(args) -> int:
 
 # ============================================================================================== simulate
 def _parse_value(text: str, default):
-    """A ``--param`` value: an integer, else a float, else the text; guided by the default's type where it helps."""
+    """A ``--param`` value: ``none`` for None (e.g. inner_steps=none: run each inner argmin to convergence), an
+    integer, else a float, else the text; guided by the default's type where it helps."""
+    if text.strip().lower() == "none" and not isinstance(default, str):
+        return None
     if isinstance(default, bool):
         lowered = text.strip().lower()
         if lowered in ("true", "yes", "1"):
@@ -639,7 +642,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--tau", type=float, help="KL coefficient tau > 0 (algorithms that take tau)")
     sim.add_argument("--eta", type=float, help="mirror-descent regulariser eta (algorithms that take eta)")
     sim.add_argument("--param", action="append", metavar="KEY=VALUE", help="any other parameter of the algorithm "
-                     "(integer, float or text; repeatable), e.g. --param inner_steps=50")
+                     "(integer, float, none or text; repeatable), e.g. --param inner_steps=50")
     _add_game_arguments(sim, seed_help="seed of the pair sampler and of the random built-in games (default 0)")
     sim.add_argument("--data", metavar="FILE", help="data policy mu [Y] or [X, Y] for algorithms that use one "
                      "(default pi_ref)")

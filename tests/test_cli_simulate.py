@@ -270,3 +270,9 @@ def test_python_dash_m_simulate_entry_point(acceptance):
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr and result.stderr == ""
     assert json.loads(result.stdout) == acceptance
+
+
+def test_inner_steps_none_runs_each_inner_argmin_to_convergence(capsys):
+    out = run_json(capsys, "simulate", "--algo", "inpo", "--game", "rps-variant", "--antisymmetrize",
+                   "--param", "inner_steps=none", "--lr", "1", "--json")
+    assert out["stopped"] == "stationary" and out["max_abs_diff_to_fixed_point"] <= 1e-6
