@@ -196,9 +196,10 @@ def _simulate(algorithm, game, steps, mode, lr, optimizer, batch, labels, seed, 
     previous = None
     for step in range(total):
         algorithm.schedule.before_step(step, roles)
-        loss = step_fn(step)  # [C] tensor, None in closed-form mode
-        algorithm.schedule.after_step(step, roles)
         record = (step + 1) % record_every == 0 or step + 1 == total
+        step_fn.want_loss = record or steps is None  # a stationary stop records the step it happens on
+        loss = step_fn(step)  # [C] tensor; None in closed-form mode
+        algorithm.schedule.after_step(step, roles)
         if steps is None and (step + 1) % period == 0:  # reading tables costs a copy: only when it decides anything
             now = _state(roles)
             if previous is not None and _moved(now, previous) <= STATIONARY_TOL:
@@ -263,6 +264,7 @@ class _Stepper:
                 raise ValueError(f"lr must be positive; got {lr}")
             self.lr = rates if rates.numel() == 1 else rates
         self.previous_grads = None
+        self.want_loss = True  # the run loop clears it on steps whose loss nobody records
 
     def loss(self) -> torch.Tensor:
         """The algorithm's objective on fresh pairs: [C]."""
@@ -283,7 +285,8 @@ class _Stepper:
         else:
             loss = self.loss()
             loss.sum().backward()  # configurations are independent: each gets its own gradient
-        return loss.detach(), [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
+        loss = None if loss is None else loss.detach()
+        return loss, [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
 
     def _closed_form_gradient(self):
         """Exact mode, one sampler, no auxiliary models, an objective that knows its gradient w.r.t. log π in closed
@@ -294,7 +297,8 @@ class _Stepper:
         if not hasattr(objective, "table_gradient"):
             return None
         table = self.roles.policy.log_prob_table()  # [C, X, Y], with the graph to the parameters
-        loss, grad = objective.table_gradient(self.roles, self.algorithm.samplers[0], self.oracle, table.detach())
+        sampler = self.algorithm.samplers[0]
+        loss, grad = objective.table_gradient(self.roles, sampler, self.oracle, table.detach(), self.want_loss)
         return loss, table, grad.expand_as(table)
 
     def __call__(self, step: int) -> torch.Tensor | None:

@@ -63,6 +63,8 @@ class TabularOracle:
         self.support = torch.as_tensor(first.support)  # [X, Y]
         both = self.support[:, :, None] & self.support[:, None, :]  # [X, Y, Y]
         self.pair_grid = torch.nonzero(both, as_tuple=True)  # (x, y, y2) [B] each: every pair inside Supp(π_ref)
+        self.pair_prompt_weight = self.prompt_probs[:, None, None] * both  # [X, Y, Y]: d0(x) on supported pairs
+        self.full_support = bool(self.support.all())
 
     @property
     def num_prompts(self) -> int:

@@ -47,19 +47,20 @@ class Contrastive:
         )  # [C, B]
         return weighted(pairs, soft_label(self.pair_loss, h, pairs.pref, tau=self.coefficient))
 
-    def table_gradient(self, roles, sampler, oracle, log_pi: torch.Tensor):
-        """(population loss [C], ∂L/∂log π [C, X, Y]) at the policy whose log-probabilities are ``log_pi``."""
+    def table_gradient(self, roles, sampler, oracle, log_pi: torch.Tensor, with_loss: bool = True):
+        """(population loss [C] or None, ∂L/∂log π [C, X, Y]) at the policy whose log-probabilities are ``log_pi``."""
         first, second = sampler.sources(roles)
         mu1, mu2 = first.log_prob_table().exp(), second.log_prob_table().exp()  # [C, X, Y]
-        inside = oracle.support[:, :, None] & oracle.support[:, None, :]  # [X, Y, Y]
-        r = torch.where(oracle.support, log_pi - self.anchor(roles).log_prob_table(), 0.0)  # [C, X, Y]
+        r = log_pi - self.anchor(roles).log_prob_table()  # [C, X, Y]
+        if not oracle.full_support:
+            r = torch.where(oracle.support, r, 0.0)  # −inf − (−inf) off the support; those pairs weigh 0 anyway
         h = r[..., :, None] - r[..., None, :]  # [C, X, Y, Y]
-        W = oracle.prompt_probs[:, None, None] * mu1[..., :, None] * mu2[..., None, :] * inside
+        W = oracle.pair_prompt_weight * mu1[..., :, None] * mu2[..., None, :]  # d0(x) μ1(y|x) μ2(y'|x)
         k = self.coefficient.reshape(-1, 1, 1, 1) if self.coefficient.dim() else self.coefficient
         p = oracle.P  # [G, X, Y, Y]
-        loss = (W * soft_label(self.pair_loss, h, p, tau=k)).sum((-3, -2, -1))
         derivative = PAIR_LOSS_DERIVATIVES[self.pair_loss]
         G = W * (p * derivative(h, k) - (1.0 - p) * derivative(-h, k))  # ∂L/∂h per pair
+        loss = (W * soft_label(self.pair_loss, h, p, tau=k)).sum((-3, -2, -1)) if with_loss else None
         return loss, G.sum(-1) - G.sum(-2)
 
 
