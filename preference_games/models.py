@@ -161,6 +161,7 @@ class TabularLogits(_TablePolicy, torch.nn.Module):
             raise ValueError("every prompt needs at least one action in the support")
         self.logits = torch.nn.Parameter(torch.where(support, logits, 0.0))
         self.register_buffer("support", support)
+        self._full_support = bool(support.all())  # then the mask is a no-op: skip it on the hot path
 
     @classmethod
     def uniform(cls, configs: int, prompts: int, actions: int, support=None) -> "TabularLogits":
@@ -173,7 +174,7 @@ class TabularLogits(_TablePolicy, torch.nn.Module):
         return cls(torch.where(torch.isfinite(table), table, 0.0), torch.isfinite(table))
 
     def log_prob_table(self) -> torch.Tensor:
-        masked = torch.where(self.support, self.logits, -torch.inf)
+        masked = self.logits if self._full_support else torch.where(self.support, self.logits, -torch.inf)
         return torch.log_softmax(masked, dim=-1)  # [C, X, Y]
 
     @property

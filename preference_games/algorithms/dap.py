@@ -61,7 +61,7 @@ class Contrastive:
         derivative = PAIR_LOSS_DERIVATIVES[self.pair_loss]
         G = W * (p * derivative(h, k) - (1.0 - p) * derivative(-h, k))  # ∂L/∂h per pair
         loss = (W * soft_label(self.pair_loss, h, p, tau=k)).sum((-3, -2, -1)) if with_loss else None
-        return loss, G.sum(-1) - G.sum(-2)
+        return loss, (G - G.transpose(-1, -2)).sum(-1)  # Σ_{y'} G(y, y') − Σ_{y'} G(y', y)
 
 
 def contrastive(pair_loss, tau, anchor=lambda roles: roles.ref) -> Contrastive:
