@@ -173,7 +173,7 @@ def _one_thread():
 def _simulate(algorithm, game, steps, mode, lr, optimizer, batch, labels, seed, policy, data, configs, record_every,
               max_steps, progress) -> Trajectory:
     games = [game] if isinstance(game, PreferenceGame) else list(game)
-    C = _configurations(configs, algorithm, lr, games)
+    C = _configurations(configs, algorithm, lr, games, policy)
     games = games * C if len(games) == 1 else games
     oracle = TabularOracle(games if len({id(g) for g in games}) > 1 else games[:1])
     if policy is None:
@@ -220,16 +220,20 @@ def _simulate(algorithm, game, steps, mode, lr, optimizer, batch, labels, seed, 
     return Trajectory(algorithm, mode, np.array(recorded_steps), log_probs, loss_array, stopped, tuple(games), data_policy)
 
 
-def _configurations(configs, algorithm: Algorithm, lr, games) -> int:
+def _configurations(configs, algorithm: Algorithm, lr, games, policy) -> int:
+    """C from the per-configuration parameters, ``lr``, the games and the policy; they must agree."""
     numeric = [v for v in algorithm.params.values() if not isinstance(v, str)]
     sizes = {len(values(v)) for v in numeric} | {len(values(lr)) if lr is not None else 1}
-    sizes |= {len(games)}
+    sizes |= {len(games)} | ({policy.configs} if policy is not None else set())
     sizes.discard(1)
     if configs is not None:
         sizes.add(int(configs))
     if len(sizes) > 1:
         raise ValueError(f"per-configuration parameters disagree on the number of configurations: {sorted(sizes)}")
-    return sizes.pop() if sizes else 1
+    C = sizes.pop() if sizes else 1
+    if policy is not None and policy.configs != C:
+        raise ValueError(f"the policy holds {policy.configs} configuration(s) but the run has {C}")
+    return C
 
 
 def _state(roles) -> list[np.ndarray]:

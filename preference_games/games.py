@@ -271,10 +271,17 @@ def rps_variant(*, antisymmetrize: bool = False) -> PreferenceGame:
         [[0.5 , 0.85, 0.1 ],
          [0.15, 0.5 , 0.85],
          [0.9 , 0.15, 0.5 ]]
+
+    The paper does not name the actions. In this matrix action 0 beats 1, 1 beats 2 and 2 beats 0, so the names
+    that keep rock-paper-scissors' meaning are (rock, scissors, paper) — the reverse cycle of
+    :func:`rock_paper_scissors`' order.
     """
     return PreferenceGame(
-        IPO_MD_FIGURE9_PRINTED, antisymmetrize=antisymmetrize, actions=ROCK_PAPER_SCISSORS, name="rps-variant"
+        IPO_MD_FIGURE9_PRINTED, antisymmetrize=antisymmetrize, actions=RPS_VARIANT_ACTIONS, name="rps-variant"
     )
+
+
+RPS_VARIANT_ACTIONS = ("rock", "scissors", "paper")
 
 
 def biased_rps(a: float, b: float, c: float) -> PreferenceGame:

@@ -296,6 +296,14 @@ def test_offline_fixed_points_are_not_claimed_when_the_data_misses_actions():
         assert run.fixed_point is None and run.kl_to_fixed_point is None
 
 
+def test_the_number_of_configurations_comes_from_the_policy_too():
+    start = TabularLogits.uniform(configs=4, prompts=1, actions=3)
+    assert simulate(make("online-ipo"), INTRANSITIVE[0], policy=start, steps=2).log_probs.shape == (3, 4, 1, 3)
+    with pytest.raises(ValueError, match="the policy holds 1 configuration"):
+        simulate(make("ipo-md", beta=np.array([0.0, 0.5])), INTRANSITIVE[0], steps=1,
+                 policy=MLPPolicy(features=np.eye(1), num_actions=3))
+
+
 def test_theorem_4_schedule_ignores_eta():
     assert make("inpo", tau=1.0, schedule="theorem-4").params["schedule"] == "theorem-4"
 

@@ -503,10 +503,10 @@ def test_finding_iopo_on_bradley_terry_ends_on_a_mirror_pair_away_from_every_equ
 
 
 def test_finding_iopo_on_rps_collapses_to_a_pure_strategy():
-    """Measured (RPS variant, lr 20, 400 steps; lr 0.5 for 20000 steps reaches π(paper) = 0.955 the same way): both
-    agents pile onto paper — the action whose win rate against μ = uniform is exactly ½ — mirror images of each
-    other (rock ↔ scissors, which reverses every preference in this game). The unregularised gap grows from 0.033
-    toward 0.7 (pure paper's exploitability); Q peaks just above ½ within a few iterations and then decreases."""
+    """Measured (RPS variant, lr 20, 400 steps; lr 0.5 for 20000 steps reaches π(scissors) = 0.955 the same way): both
+    agents pile onto scissors — the action whose win rate against μ = uniform is exactly ½ — mirror images of each
+    other (rock ↔ paper, which reverses every preference in this game). The unregularised gap grows from 0.033
+    toward 0.7 (pure scissors' exploitability); Q peaks just above ½ within a few iterations and then decreases."""
     run, Q, adversary = iopo_run(RPS, 400, 20.0)
     protagonist = run.final[0, 0]
     assert protagonist[1] > 0.94

@@ -61,7 +61,7 @@ equilibrium at tau.
   gap 0.033) the iterates spiral out to the boundary and cycle among near-pure strategies: after 600 steps
   π = (0.004, 0.971, 0.025), gap 0.66 (per step it swings between about 0.22 and 0.79), KL(π*_tau‖π) = 1.9 from the
   regularised equilibrium π*_tau. Annotating every 50 steps (F = T/50; [derived] each phase, solved exactly, would
-  be the SPPO/MWU step π ∝ π_b exp(p(y ≻ π_b)/tau)) does the same, faster: π(scissors) = 0.999 after 600 steps.
+  be the SPPO/MWU step π ∝ π_b exp(p(y ≻ π_b)/tau)) does the same, faster: π(paper) = 0.999 after 600 steps.
   So on-policy BPO does "lose the anchor": on intransitive games it is replicator-like dynamics, cycling outward.
 * EMA reference (``bpo-ema``, ema_rate 0.01, lr 0.2) on the same game: last-iterate convergence to the
   unregularised equilibrium — the gap falls monotonically from 0.033 to < 1e-5 in 1000 steps. The paper reports

@@ -55,9 +55,9 @@ gradient (and the loss returned is the active agent's).
   Same limit at lr 10 (600 steps, asserted) and lr 0.5 (20000 steps: (0.3449, 0.0000, 0.6551), exploratory), and
   with N_μ = N_ν = 5 (exploratory). It is neither the Condorcet winner, nor the regularised equilibrium
   (0.069, 0.213, 0.718), nor the RLHF solution, nor BR_τ(μ).
-* RPS variant: both agents pile onto paper (π(paper) > 0.95 at lr 20 after 400 steps; 0.955 and rising at lr 0.5
+* RPS variant: both agents pile onto scissors (π(scissors) > 0.95 at lr 20 after 400 steps; 0.955 and rising at lr 0.5
   after 20000 steps, exploratory) — the action whose win rate against μ is exactly ½ — as mirror images
-  (rock ↔ scissors); the unregularised gap grows from 0.033 toward 0.7, pure paper's.
+  (rock ↔ paper); the unregularised gap grows from 0.033 toward 0.7, pure scissors'.
 * Theorem 1 ("Q is monotonic and converges"), Q = the data mean of eq. 13 after each iteration: Q converges in
   the Bradley–Terry run (to ≈ 0.667) but is *not* monotone: it rises from ½ and then decreases (BT at lr 0.5: 1436
   increases and 8564 decreases over 10000 iterations, exploratory); on RPS (lr 20) it peaks at 0.5015 and is still
