@@ -77,7 +77,8 @@ class Trajectory:
         return np.exp(self.log_probs[-1])
 
     def average(self) -> np.ndarray:
-        """The uniform average of the recorded iterates' probabilities [C, X, Y] (SPPO's and INPO Thm. 3's output)."""
+        """The uniform average of the recorded iterates' probabilities [C, X, Y] (SPPO's and INPO Thm. 3's output);
+        it is the average of *all* iterates only when every step was recorded (``record_every=1``)."""
         return self.probs.mean(axis=0)
 
     @cached_property

@@ -1,0 +1,37 @@
+"""The demo report: a self-contained page whose numbers are the library's."""
+
+import base64
+import re
+
+import numpy as np
+
+from preference_games.algorithms import names
+from preference_games.equilibria import regularized_nash
+from preference_games.games import rps_variant
+from preference_games.report import build_report, run_every_algorithm, solve_builtin_games
+
+
+def test_report_is_one_self_contained_page_with_every_game_algorithm_and_figure(tmp_path):
+    page = build_report(tmp_path, algorithm_steps=10)
+    text = page.read_text(encoding="utf-8")
+    images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', text)
+    assert len(images) == 3 and all(base64.b64decode(image).startswith(b"\x89PNG") for image in images)
+    assert 'src="http' not in text and "<link" not in text  # nothing fetched from elsewhere
+    for name in names():
+        assert name in text
+    for figure in ("figure9", "vector-field", "convergence"):
+        assert (tmp_path / f"{figure}.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_report_numbers_are_the_libraries():
+    row = next(r for r in solve_builtin_games() if r.game == "rps-variant")
+    expected = regularized_nash(rps_variant(antisymmetrize=True), 0.1)
+    np.testing.assert_array_equal(row.regularised_policy, expected.policy.probs.tolist())
+    assert row.regularised_gap == expected.duality_gap
+
+
+def test_algorithm_table_compares_with_the_stated_fixed_point():
+    rows = {row.algorithm.split("(")[0]: row for row in run_every_algorithm(steps=400)}
+    assert len(rows) == len(names())  # one row per registered algorithm
+    assert rows["online-ipo"].max_abs_diff_to_fixed_point < 1e-10  # converged within the budget
+    assert rows["online-dpo"].max_abs_diff_to_fixed_point is None  # numerical on a non-Bradley-Terry game
