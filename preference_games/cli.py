@@ -6,6 +6,7 @@
     preference-games solve --matrix P.csv [--ref ref.csv] --tau 0 [--json]
     preference-games algorithms [--json]                list the registered alignment algorithms
     preference-games simulate --algo ipo-md --beta 0.5 --tau 0.1 --game rps-variant --antisymmetrize [--json]
+    preference-games plot figure9|dynamics|field|convergence|tau-path --out DIR [--algo NAME ...] [--game ...]
 
 Every failure caused by the input ends with a one-line message on stderr and exit status 2; no traceback.
 """
@@ -172,36 +173,24 @@ def cmd_games(args) -> int:
     return 0
 
 
-DEMO_GAMES = ("rps", "rps-variant", "biased-rps", "bradley-terry", "cyclic", "random", "condorcet")
-DEMO_TAU = 0.1
-
-
 def cmd_demo(args) -> int:
-    rows = []
-    for name in DEMO_GAMES:
-        # The printed Appendix F matrix is not constant-sum; the demo uses its (P − Pᵀ + 1)/2 repair and says so.
-        game = by_name(name, antisymmetrize=name == "rps-variant")
-        regularised = regularized_nash(game, DEMO_TAU)
-        lp = nash_lp(game)
-        rows.append(
-            {
-                "game": name,
-                "actions": game.num_actions,
-                "tau": DEMO_TAU,
-                "regularised_policy": _floats(regularised.policy.probs),
-                "regularised_gap": regularised.duality_gap,
-                "kl_to_ref": game.expected(regularised.policy.kl(game.ref)),
-                "lp_policy": _floats(lp.policy.probs),
-                "lp_gap": lp.duality_gap,
-                "lp_support": int((lp.policy.probs > 0).sum()),
-                "lp_unique": bool(lp.unique.all()),
-            }
-        )
+    from dataclasses import asdict
+
+    from .report import DEMO_TAU, build_report, solve_builtin_games
+
+    if args.out is not None:
+        page = build_report(Path(args.out))
+        print(f"report: {page}")
+        return 0
+    rows = [asdict(row) for row in solve_builtin_games(DEMO_TAU)]
     if args.json:
         print(json.dumps(rows))
         return 0
     print(f"preference-games {__version__}: exact equilibria of the built-in preference games\n")
-    header = f"{'game':<14} {'n':>3}  {'gap at tau=' + str(DEMO_TAU):>14} {'KL(pi*|ref)':>12}  {'LP gap':>9} {'support':>7} {'unique':>6}"
+    header = (
+        f"{'game':<14} {'n':>3}  {'gap at tau=' + str(DEMO_TAU):>14} {'KL(pi*|ref)':>12}  {'LP gap':>9} "
+        f"{'support':>7} {'unique':>6}"
+    )
     print(header)
     print("-" * len(header))
     for row in rows:
@@ -212,6 +201,7 @@ def cmd_demo(args) -> int:
     print(
         "\nrps-variant is the IPO-MD Appendix F matrix repaired to (P - P^T + 1)/2 (the printed one is not "
         "constant-sum).\nEvery gap is the certificate of the returned policy. Details: preference-games solve --help"
+        "\nThe full report (every algorithm, Figure 9, a vector field, convergence): preference-games demo --out DIR"
     )
     return 0
 
@@ -573,10 +563,179 @@ def cmd_simulate(args) -> int:
     return 0
 
 
+# ================================================================================================== plot
+PLOT_KINDS = ("figure9", "dynamics", "field", "convergence", "tau-path")
+#: Kinds drawn on the probability simplex: 3-action games only.
+SIMPLEX_KINDS = ("figure9", "dynamics", "field", "tau-path")
+PLOT_FORMATS = ("png", "svg")
+#: ``plot``'s default step count (``figure9`` uses :func:`~preference_games.plotting.figure9_run`'s own 400).
+PLOT_STEPS = 300
+#: ``plot dynamics``: the starting policies (of prompt 0; other prompts start at π_ref), one line per algorithm each.
+PLOT_STARTS = ((0.8, 0.1, 0.1), (0.1, 0.8, 0.1), (0.1, 0.1, 0.8))
+#: Reproducible files: matplotlib writes the time of writing (SVG ``Date``) and its version (PNG ``Software``, SVG
+#: ``Creator``) unless told not to (``savefig(metadata=...)``, a key set to None is left out), and salts SVG element
+#: ids randomly unless ``svg.hashsalt`` is set. PNG pixels still depend on the matplotlib/FreeType that rendered them.
+SVG_HASHSALT = "preference-games"
+SAVE_METADATA = {"png": {"Software": None}, "svg": {"Date": None, "Creator": None}}
+SAVE_DPI = 150
+
+
+def _plot_formats(text: str) -> list[str]:
+    formats = [f.strip().lower() for f in text.split(",") if f.strip()]
+    unknown = [f for f in formats if f not in PLOT_FORMATS]
+    if not formats or unknown:
+        raise UsageError(f"--formats: a comma-separated list of {', '.join(PLOT_FORMATS)}; got {text!r}")
+    return list(dict.fromkeys(formats))
+
+
+def save_figure(fig, stem: Path, formats) -> list[Path]:
+    """Write ``fig`` as ``stem.<format>`` byte-reproducibly (no date, no version, fixed SVG id salt).
+
+    Not :func:`preference_games.plotting.save`: it has no way to pass ``metadata`` or the SVG hash salt."""
+    import matplotlib
+
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = []
+    with matplotlib.rc_context({"svg.hashsalt": SVG_HASHSALT}):
+        for fmt in formats:
+            path = stem.with_name(f"{stem.name}.{fmt}")
+            fig.savefig(path, format=fmt, bbox_inches="tight", dpi=SAVE_DPI, metadata=SAVE_METADATA[fmt])
+            paths.append(path)
+    return paths
+
+
+def _plot_algorithms(args) -> list[tuple[str, object, dict, dict]]:
+    """(name, algorithm, given parameters, run settings) for every ``--algo``, built by :func:`algorithm_params`,
+    ``registry.make`` and :func:`_run_settings` as ``simulate`` builds its one. With several algorithms, ``--beta``,
+    ``--tau``, ``--eta`` and ``--param`` go to those that take them (each must be taken by at least one), and
+    ``--lr`` to those that take gradient steps; with one algorithm the rules are exactly ``simulate``'s."""
+    registry = _registry()
+    names = list(dict.fromkeys(args.algo))
+    shared = len(names) > 1
+    built = []
+    for name in names:
+        one = argparse.Namespace(**vars(args))
+        one.algo = name
+        one.sampled, one.mode, one.batch, one.labels, one.max_steps, one.data = False, None, None, None, None, None
+        if shared and name in registry.names():
+            accepted = registry.parameters(name)
+            for flag in ("beta", "tau", "eta"):
+                if flag not in accepted:
+                    setattr(one, flag, None)
+            one.param = [item for item in args.param or [] if item.partition("=")[0].strip() in accepted]
+        given = algorithm_params(one)
+        try:
+            algorithm = registry.make(name, **given)
+        except TypeError as error:
+            raise UsageError(f"{name}: {error}") from None
+        if shared and algorithm.objective is None:
+            one.lr = None  # a map-only algorithm runs its closed form, which has no step size
+        built.append((name, algorithm, given, _run_settings(one, algorithm)))
+    if shared:
+        for flag in ("beta", "tau", "eta"):
+            if getattr(args, flag) is not None and not any(flag in given for _, _, given, _ in built):
+                raise UsageError(f"--{flag}: none of {', '.join(names)} takes a parameter {flag}")
+        for item in args.param or []:
+            key = item.partition("=")[0].strip()
+            if not any(key in given for _, _, given, _ in built):
+                raise UsageError(f"--param {key}: none of {', '.join(names)} takes a parameter {key}")
+    return built
+
+
+def _run(simulate, algorithm, game, settings, **extra):
+    options = {"steps": settings["steps"], "mode": settings["mode"], **extra}
+    if settings["lr"] is not None:
+        options["lr"] = settings["lr"]
+    run = simulate(algorithm, game, **options)
+    if not np.all(np.isfinite(run.log_probs[-1]) | (run.log_probs[-1] == -np.inf)):
+        raise SolverDiverged(f"{algorithm.describe()} diverged (non-finite probabilities after "
+                             f"{int(run.steps[-1])} steps); try a smaller --lr")
+    return run
+
+
+def plot_figure(args):
+    """Build the figure ``args`` asks for; returns (figure, what ``--json`` reports besides the files)."""
+    from . import plotting
+    from .dynamics import simulate
+
+    kind = args.kind
+    algorithm_flags = [f"--{f}" for f in ("algo", "beta", "tau", "eta", "param") if getattr(args, f)]
+    game_flags = [f"--{f}" for f in ("game", "matrix", "ref", "actions") if getattr(args, f)]
+    game_flags += ["--antisymmetrize"] if args.antisymmetrize else []
+    if args.steps is not None and args.steps < 1:
+        raise UsageError(f"--steps must be a positive integer; got {args.steps}")
+    if args.lr is not None and not (math.isfinite(args.lr) and args.lr > 0):
+        raise UsageError(f"--lr must be a finite number > 0; got {args.lr}")
+    if kind == "figure9":
+        if algorithm_flags or game_flags:
+            raise UsageError(f"figure9 has fixed settings (IPO-MD, beta 0..1, tau {plotting.FIGURE9_TAU:g}, "
+                             f"repaired rps-variant); {' '.join(algorithm_flags + game_flags)} do not apply "
+                             "(only --steps and --lr do)")
+        steps = 400 if args.steps is None else args.steps
+        lr = 0.05 if args.lr is None else args.lr
+        run = plotting.figure9_run(steps=steps, lr=lr)
+        return plotting.plot_figure9(run, lr=lr), {"game": run.games[0].name, "steps": steps, "lr": lr,
+                                                    "algorithms": [run.algorithm.describe()]}
+    if not (args.game or args.matrix):
+        raise UsageError(f"{kind} needs a game: --game NAME or --matrix FILE")
+    game = game_from_args(args)
+    if kind in SIMPLEX_KINDS and game.num_actions != 3:
+        raise UsageError(f"{kind} draws the probability simplex of a 3-action game; {game.name!r} has "
+                         f"{game.num_actions} actions (use `plot convergence` for games of any size)")
+    if kind == "tau-path":
+        dynamics_flags = algorithm_flags + [f"--{f}" for f in ("steps", "lr") if getattr(args, f) is not None]
+        if dynamics_flags:
+            raise UsageError(f"tau-path draws equilibria, not dynamics; {' '.join(dynamics_flags)} do not apply")
+        return plotting.plot_tau_path(game), {"game": game.name}
+    if not args.algo:
+        raise UsageError(f"{kind} needs at least one --algo NAME (see `preference-games algorithms`)")
+    if kind == "field" and args.steps is not None:
+        raise UsageError("field is one exact step from every grid point; --steps does not apply")
+    if args.steps is None:
+        args.steps = PLOT_STEPS
+    built = _plot_algorithms(args)
+    info = {"game": game.name, "algorithms": [algorithm.describe() for _, algorithm, _, _ in built],
+            "steps": args.steps, "lr": [settings["lr"] for *_, settings in built]}
+    if kind == "field":
+        if len(built) > 1:
+            raise UsageError("field draws the vector field of one algorithm; give one --algo")
+        _, algorithm, _, settings = built[0]
+        field = plotting.vector_field(algorithm, game, lr=settings["lr"] or DEFAULT_LR, mode=settings["mode"])
+        del info["steps"]
+        return plotting.plot_vector_field(field), info
+    if kind == "convergence":
+        runs = [_run(simulate, algorithm, game, settings) for _, algorithm, _, settings in built]
+        return plotting.plot_convergence(runs), info
+    # dynamics: every algorithm from every start, prompt 0 (other prompts start at π_ref)
+    from .models import TabularLogits
+
+    table = np.repeat(game.ref.log_probs[None], len(PLOT_STARTS), axis=0)
+    table[:, 0] = np.log(np.array(PLOT_STARTS))
+    runs, labels = [], []
+    for _, algorithm, _, settings in built:
+        policy = TabularLogits.from_log_probs(table)
+        runs.append(_run(simulate, algorithm, game, settings, policy=policy, configs=len(table)))
+        labels += [f"{algorithm.describe()} from ({', '.join(f'{p:g}' for p in start)})" for start in PLOT_STARTS]
+    info["starts"] = [list(start) for start in PLOT_STARTS]
+    return plotting.plot_trajectories(runs, labels=labels), info
+
+
+def cmd_plot(args) -> int:
+    formats = _plot_formats(args.formats)
+    fig, info = plot_figure(args)
+    paths = save_figure(fig, Path(args.out) / args.kind, formats)
+    if args.json:
+        print(json.dumps({"files": [str(p) for p in paths], "kind": args.kind, **info}))
+    else:
+        for path in paths:
+            print(path)
+    return 0
+
+
 # ================================================================================================= parser
-def _add_game_arguments(parser: argparse.ArgumentParser, seed_help: str) -> None:
+def _add_game_arguments(parser: argparse.ArgumentParser, seed_help: str, required: bool = True) -> None:
     """--game NAME | --matrix FILE, --ref, --antisymmetrize, --actions, --seed: how every command names its game."""
-    source = parser.add_mutually_exclusive_group(required=True)
+    source = parser.add_mutually_exclusive_group(required=required)
     source.add_argument("--game", metavar="NAME", help=f"a built-in game: {', '.join(named_games())}")
     source.add_argument("--matrix", metavar="FILE", help="preference matrix P[i, j] = p(i > j): .npy, .csv or .json; "
                         "a [Y, Y] matrix or an [X, Y, Y] stack (one game per prompt)")
@@ -598,6 +757,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="solve every built-in game and print a summary")
     demo.add_argument("--json", action="store_true", help="print one JSON list instead of the table")
+    demo.add_argument("--out", metavar="DIR", help="also run every algorithm and write a self-contained HTML report "
+                      "with figures into DIR (about half a minute)")
     demo.set_defaults(run=cmd_demo)
 
     games = commands.add_parser("games", help="list the built-in games")
@@ -661,6 +822,32 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--json", action="store_true", help="print one JSON object (keys: final_policy, duality_gap, "
                      "fixed_point, ...)")
     sim.set_defaults(run=cmd_simulate)
+
+    plot = commands.add_parser(
+        "plot",
+        help="draw a figure of the exact dynamics (PNG and SVG)",
+        description="Draw a figure and write it as DIR/KIND.png and DIR/KIND.svg (byte-reproducible: no dates or "
+        "versions in the files). figure9: IPO-MD Figure 9 (fixed settings); dynamics: trajectories of each --algo "
+        "from three starts; field: the exact one-step vector field of one --algo; tau-path: the path of regularised "
+        "equilibria; these four need a 3-action game. convergence: duality gap and KL to the fixed point against "
+        "iterations for each --algo, on a game of any size.",
+    )
+    plot.add_argument("kind", choices=PLOT_KINDS, metavar="KIND", help=f"one of: {', '.join(PLOT_KINDS)}")
+    plot.add_argument("--out", required=True, metavar="DIR", help="folder to write into (created if needed)")
+    plot.add_argument("--algo", action="append", metavar="NAME", help="a registered algorithm (repeatable for "
+                      "dynamics and convergence)")
+    plot.add_argument("--beta", type=float, help="mixture weight beta (to the algorithms that take beta)")
+    plot.add_argument("--tau", type=float, help="KL coefficient tau (to the algorithms that take tau)")
+    plot.add_argument("--eta", type=float, help="mirror-descent regulariser eta (to the algorithms that take eta)")
+    plot.add_argument("--param", action="append", metavar="KEY=VALUE", help="any other parameter (repeatable)")
+    _add_game_arguments(plot, seed_help="seed of the random built-in games (default 0)", required=False)
+    plot.add_argument("--steps", type=int, help=f"steps of the dynamics (default {PLOT_STEPS}; figure9: 400)")
+    plot.add_argument("--lr", type=float, help=f"learning rate of the gradient modes (default {DEFAULT_LR:g}; "
+                      "figure9: 0.05)")
+    plot.add_argument("--formats", default="png,svg", metavar="LIST", help="comma-separated: png, svg "
+                      "(default png,svg)")
+    plot.add_argument("--json", action="store_true", help="print one JSON object {files: [...], kind, game, ...}")
+    plot.set_defaults(run=cmd_plot)
     return parser
 
 

@@ -39,6 +39,7 @@ ALGORITHM_LR = 0.05
 class GameRow:
     game: str
     actions: int
+    tau: float
     regularised_policy: list
     regularised_gap: float
     kl_to_ref: float
@@ -70,16 +71,22 @@ def solve_builtin_games(tau: float = DEMO_TAU) -> list[GameRow]:
             GameRow(
                 game=name,
                 actions=game.num_actions,
-                regularised_policy=regularised.policy.probs.tolist(),
+                tau=tau,
+                regularised_policy=_policy_list(regularised.policy.probs),
                 regularised_gap=regularised.duality_gap,
                 kl_to_ref=game.expected(regularised.policy.kl(game.ref)),
-                lp_policy=lp.policy.probs.tolist(),
+                lp_policy=_policy_list(lp.policy.probs),
                 lp_gap=lp.duality_gap,
                 lp_support=int((lp.policy.probs > 0).sum()),
                 lp_unique=bool(lp.unique.all()),
             )
         )
     return rows
+
+
+def _policy_list(probs: np.ndarray) -> list:
+    """A policy [X, Y] as JSON-ready lists: a list of floats for a one-prompt game, a list of lists otherwise."""
+    return probs[0].tolist() if len(probs) == 1 else probs.tolist()
 
 
 def run_every_algorithm(steps: int = ALGORITHM_STEPS, lr: float = ALGORITHM_LR) -> list[AlgorithmRow]:
@@ -116,8 +123,10 @@ def _figures(steps: int) -> dict:
     return {"figure9": figure9, "vector-field": field, "convergence": convergence}
 
 
-def build_report(out: Path, *, algorithm_steps: int = ALGORITHM_STEPS) -> Path:
-    """Write ``out/report.html`` (self-contained) and the figures as PNG into ``out``; return the page's path."""
+def build_report(out: Path, *, algorithm_steps: int | None = None) -> Path:
+    """Write ``out/report.html`` (self-contained) and the figures as PNG into ``out``; return the page's path.
+    ``algorithm_steps``: each algorithm's budget (default ``ALGORITHM_STEPS``)."""
+    algorithm_steps = ALGORITHM_STEPS if algorithm_steps is None else algorithm_steps
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     games = solve_builtin_games()

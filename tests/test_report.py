@@ -26,7 +26,7 @@ def test_report_is_one_self_contained_page_with_every_game_algorithm_and_figure(
 def test_report_numbers_are_the_libraries():
     row = next(r for r in solve_builtin_games() if r.game == "rps-variant")
     expected = regularized_nash(rps_variant(antisymmetrize=True), 0.1)
-    np.testing.assert_array_equal(row.regularised_policy, expected.policy.probs.tolist())
+    np.testing.assert_array_equal(row.regularised_policy, expected.policy.probs[0].tolist())
     assert row.regularised_gap == expected.duality_gap
 
 
@@ -35,3 +35,13 @@ def test_algorithm_table_compares_with_the_stated_fixed_point():
     assert len(rows) == len(names())  # one row per registered algorithm
     assert rows["online-ipo"].max_abs_diff_to_fixed_point < 1e-10  # converged within the budget
     assert rows["online-dpo"].max_abs_diff_to_fixed_point is None  # numerical on a non-Bradley-Terry game
+
+
+def test_demo_out_writes_the_report(tmp_path, capsys, monkeypatch):
+    from preference_games import report
+    from preference_games.cli import main
+
+    monkeypatch.setattr(report, "ALGORITHM_STEPS", 10)  # the command's content, not its budget, is under test
+    assert main(["demo", "--out", str(tmp_path / "demo")]) == 0
+    assert capsys.readouterr().out.strip() == f"report: {tmp_path / 'demo' / 'report.html'}"
+    assert (tmp_path / "demo" / "report.html").stat().st_size > 0
