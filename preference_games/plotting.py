@@ -53,6 +53,7 @@ from matplotlib.tri import Triangulation
 
 from .algorithms import make
 from .algorithms.base import Algorithm, pick
+from .bounds import average_iterate_gap
 from .dynamics import Trajectory, simulate
 from .equilibria import gaps_from_log_probs, nash_lp, regularized_nash, tau_path
 from .games import PreferenceGame, rps_variant
@@ -406,14 +407,17 @@ def _bound_values(bound, steps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.arange(1, len(values) + 1), values
 
 
-def plot_convergence(trajectories, *, labels=None, gap_bounds=None, kl_bounds=None, ax=None) -> Figure:
+def plot_convergence(trajectories, *, labels=None, gap_bounds=None, kl_bounds=None, average=False, ax=None) -> Figure:
     """Duality gap (at each configuration's τ) and KL(π* ‖ π_t) against iterations, log–log, one line per
     configuration of every trajectory; iteration 0 is left out (log axis). π* is the algorithm's fixed point
     (the regularised equilibrium for online IPO / INPO); configurations without one get no KL line.
 
     ``gap_bounds`` / ``kl_bounds``: {label: callable t ↦ bound or array of bounds at t = 1, 2, …}, drawn dashed —
     e.g. INPO Theorem 3 (gap of the averaged iterate) and Theorem 4 (KL, geometric) with the paper's constants.
-    ``ax``: two axes (gap, KL). Works for games of any size.
+    ``average``: also draw (dotted) the gap of the running uniform average of the iterates — last iterate against
+    average, as in INPO Theorems 3 and 4 (:func:`preference_games.bounds.average_iterate_gap`; record every step).
+    ``ax``: two axes (gap, KL). Works for games of any size. :mod:`preference_games.bounds` evaluates INPO's bounds
+    on a trajectory for ``gap_bounds`` / ``kl_bounds``.
 
     >>> from preference_games.algorithms import make
     >>> from preference_games.games import random_intransitive
@@ -437,6 +441,9 @@ def plot_convergence(trajectories, *, labels=None, gap_bounds=None, kl_bounds=No
         later = run.steps > 0
         label = labels[i] if labels is not None else _config_label(run, c)
         gap_ax.plot(run.steps[later], run.duality_gap[later, c], color=_color(i), label=label, gid="duality-gap")
+        if average:
+            gap_ax.plot(run.steps[later], average_iterate_gap(run, c)[later], color=_color(i), linestyle=":",
+                        label=f"{label} (average)", gid="average-gap")  # fmt: skip
         kl = _kl_from_fixed_point(run, c)
         if kl is not None:
             kl_ax.plot(run.steps[later], kl[later], color=_color(i), label=label, gid="kl")
