@@ -705,7 +705,7 @@ def plot_figure(args):
         return plotting.plot_vector_field(field), info
     if kind == "convergence":
         runs = [_run(simulate, algorithm, game, settings) for _, algorithm, _, settings in built]
-        return plotting.plot_convergence(runs), info
+        return plotting.plot_convergence(runs, average=args.average), info
     # dynamics: every algorithm from every start, prompt 0 (other prompts start at π_ref)
     from .models import TabularLogits
 
@@ -844,6 +844,8 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--steps", type=int, help=f"steps of the dynamics (default {PLOT_STEPS}; figure9: 400)")
     plot.add_argument("--lr", type=float, help=f"learning rate of the gradient modes (default {DEFAULT_LR:g}; "
                       "figure9: 0.05)")
+    plot.add_argument("--average", action="store_true", help="convergence: also the gap of the running average of "
+                      "the iterates (last iterate against average)")
     plot.add_argument("--formats", default="png,svg", metavar="LIST", help="comma-separated: png, svg "
                       "(default png,svg)")
     plot.add_argument("--json", action="store_true", help="print one JSON object {files: [...], kind, game, ...}")
