@@ -462,8 +462,18 @@ def plot_convergence(trajectories, *, labels=None, gap_bounds=None, kl_bounds=No
 
 
 # ===================================================================================================== save
+#: Reproducible files: matplotlib writes the time of writing (SVG ``Date``) and its version (PNG ``Software``, SVG
+#: ``Creator``) unless told not to (``savefig(metadata=...)``: a key set to None is left out), and salts SVG element
+#: ids randomly unless ``svg.hashsalt`` is set. PNG pixels still depend on the matplotlib/FreeType that rendered them.
+#: tests/test_cli_plot.py checks the README's committed figures against the commands that made them.
+SVG_HASHSALT = "preference-games"
+SAVE_METADATA = {"png": {"Software": None}, "svg": {"Date": None, "Creator": None}}
+SAVE_DPI = 150
+
+
 def save(fig: Figure, path_stem, formats=("png", "svg")) -> list[Path]:
-    """Write ``fig`` as ``path_stem.<format>`` for every format (parent folders created); returns the paths.
+    """Write ``fig`` as ``path_stem.<format>`` for every format (parent folders created), byte-reproducibly;
+    returns the paths.
 
     >>> import tempfile
     >>> from preference_games.games import rock_paper_scissors
@@ -471,11 +481,14 @@ def save(fig: Figure, path_stem, formats=("png", "svg")) -> list[Path]:
     >>> [p.suffix for p in save(fig, Path(tempfile.mkdtemp()) / "rps")]
     ['.png', '.svg']
     """
+    import matplotlib
+
     stem = Path(path_stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = []
-    for fmt in formats:
-        path = stem.with_name(f"{stem.name}.{fmt}")
-        fig.savefig(path, format=fmt, bbox_inches="tight", dpi=150)
-        paths.append(path)
+    with matplotlib.rc_context({"svg.hashsalt": SVG_HASHSALT}):
+        for fmt in formats:
+            path = stem.with_name(f"{stem.name}.{fmt}")
+            fig.savefig(path, format=fmt, bbox_inches="tight", dpi=SAVE_DPI, metadata=SAVE_METADATA.get(fmt))
+            paths.append(path)
     return paths

@@ -7,7 +7,7 @@ figures are embedded as base64 PNG, so the page is one file that can be mailed o
 next to it as PNG. Numbers come from the same functions the CLI and the tests use; nothing here is computed twice.
 
 >>> import tempfile, pathlib
->>> page = build_report(pathlib.Path(tempfile.mkdtemp()), algorithm_steps=20)   # doctest: +SKIP
+>>> report = build_report(pathlib.Path(tempfile.mkdtemp()), algorithm_steps=20)   # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -126,9 +126,16 @@ def _figures(steps: int) -> dict:
     return {"figure9": figure9, "vector-field": field, "convergence": convergence}
 
 
-def build_report(out: Path, *, algorithm_steps: int | None = None) -> Path:
-    """Write ``out/report.html`` (self-contained) and the figures as PNG into ``out``; return the page's path.
-    ``algorithm_steps``: each algorithm's budget (default ``ALGORITHM_STEPS``)."""
+@dataclass(frozen=True)
+class Report:
+    page: Path  # the self-contained HTML page
+    games: list[GameRow]
+    algorithms: list[AlgorithmRow]
+
+
+def build_report(out: Path, *, algorithm_steps: int | None = None) -> Report:
+    """Write ``out/report.html`` (self-contained) and the figures as PNG into ``out``; return the page's path and
+    the tables it shows. ``algorithm_steps``: each algorithm's budget (default ``ALGORITHM_STEPS``)."""
     algorithm_steps = ALGORITHM_STEPS if algorithm_steps is None else algorithm_steps
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -142,7 +149,7 @@ def build_report(out: Path, *, algorithm_steps: int | None = None) -> Path:
         images[name] = base64.b64encode(buffer.getvalue()).decode("ascii")
     page = out / "report.html"
     page.write_text(_html(games, algorithms, images), encoding="utf-8")
-    return page
+    return Report(page, games, algorithms)
 
 
 def _cell(value) -> str:

@@ -140,8 +140,20 @@ def test_bad_reference_file(tmp_path, capsys):
     assert "must sum to 1" in run_error(capsys, "solve", "--game", "rps", "--ref", str(path), "--tau", "0.1")
 
 
-def test_demo_solves_every_built_in_game_with_certificates(capsys):
-    rows = run_json(capsys, "demo", "--json")
+@pytest.fixture
+def quick_demo(monkeypatch, tmp_path):
+    """The demo's content, not its budget, is under test: 10 steps per algorithm, the report in a temp folder."""
+    from preference_games import report
+
+    monkeypatch.setattr(report, "ALGORITHM_STEPS", 10)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_demo_solves_every_built_in_game_with_certificates(capsys, quick_demo):
+    out = run_json(capsys, "demo", "--json")
+    rows = out["games"]
+    assert out["report"] == "preference-games-report/report.html" and (quick_demo / out["report"]).is_file()
     assert {row["game"] for row in rows} >= {"rps", "rps-variant", "bradley-terry", "cyclic", "random", "condorcet"}
     for row in rows:
         assert row["regularised_gap"] <= 1e-12 and row["lp_gap"] <= 1e-9
@@ -150,8 +162,9 @@ def test_demo_solves_every_built_in_game_with_certificates(capsys):
     np.testing.assert_allclose(by_game["biased-rps"]["lp_policy"], [1 / 6, 1 / 3, 1 / 2], atol=1e-12)
 
 
-def test_demo_table_and_games_listing(capsys):
+def test_demo_table_and_games_listing(capsys, quick_demo):
     assert main(["demo"]) == 0
-    assert "rps-variant" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "rps-variant" in printed and "preference-games-report/report.html" in printed
     listing = run_json(capsys, "games", "--json")
     assert "rps-variant" in listing and "not constant-sum" in listing["rps-variant"]

@@ -53,7 +53,7 @@ def test_notebook_matches_its_builder(path):
     builder = _builder()
     assert path.name in builder.NOTEBOOKS, f"{path.name} is not built by notebooks/build_notebooks.py"
     expected = json.loads(nbformat.writes(builder.notebook(path.name)))
-    assert json.loads(path.read_text(encoding="utf-8")) == expected, f"rebuild: python notebooks/build_notebooks.py"
+    assert json.loads(path.read_text(encoding="utf-8")) == expected, "rebuild: python notebooks/build_notebooks.py"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

@@ -12,7 +12,7 @@ from preference_games.report import build_report, run_every_algorithm, solve_bui
 
 
 def test_report_is_one_self_contained_page_with_every_game_algorithm_and_figure(tmp_path):
-    page = build_report(tmp_path, algorithm_steps=10)
+    page = build_report(tmp_path, algorithm_steps=10).page
     text = page.read_text(encoding="utf-8")
     images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', text)
     assert len(images) == 3 and all(base64.b64decode(image).startswith(b"\x89PNG") for image in images)
@@ -43,5 +43,5 @@ def test_demo_out_writes_the_report(tmp_path, capsys, monkeypatch):
 
     monkeypatch.setattr(report, "ALGORITHM_STEPS", 10)  # the command's content, not its budget, is under test
     assert main(["demo", "--out", str(tmp_path / "demo")]) == 0
-    assert capsys.readouterr().out.strip() == f"report: {tmp_path / 'demo' / 'report.html'}"
+    assert f"{tmp_path / 'demo' / 'report.html'}" in capsys.readouterr().out
     assert (tmp_path / "demo" / "report.html").stat().st_size > 0
