@@ -13,7 +13,7 @@ recorded step T − 1, and its uniform average π̄_T = (1/T) Σ_{t=1}^T π_t av
 >>> from preference_games.dynamics import simulate
 >>> from preference_games.games import rps_variant
 >>> run = simulate(make("inpo", schedule="theorem-4"), rps_variant(antisymmetrize=True), mode="closed-form", steps=200)
->>> bool(np.all(run.kl_to_fixed_point[:, 0] <= inpo_theorem4_bound(run)))
+>>> bool(np.all(run.kl_from_fixed_point[:, 0] <= inpo_theorem4_bound(run)))   # KL(π* ‖ π_t)
 True
 """
 
@@ -43,6 +43,8 @@ def inpo_theorem3_bound(run, c: int = 0, eta: float | None = None) -> np.ndarray
     """INPO Thm. 3's bound (Lemma 2's constants) on the duality gap of the average of the iterates up to each
     recorded step: [T]. ``eta``: the constant OMD regulariser (default: the algorithm's ``eta``)."""
     tau = pick(run.algorithm.tau, c)
+    if run.algorithm.params.get("schedule") == "theorem-4":
+        raise ValueError("Theorem 3 assumes a constant eta; this run used Theorem 4's schedule")
     eta = pick(run.algorithm.params["eta"], c) if eta is None else eta
     B = assumption_a_constant(run, c)
     D = float(-np.log(run.games[c].ref.probs[run.games[c].support].min()))

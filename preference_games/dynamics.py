@@ -53,9 +53,10 @@ class Trajectory:
     The metrics are computed from the recorded policies by the exact engine, vectorised over time, on first use
     (a batched benchmark that only wants the final policies never pays for them):
     ``duality_gap`` is DualGap at the algorithm's τ (INPO §2.2), ``unregularized_gap`` at τ = 0, ``kl_to_ref`` and
-    ``kl_to_fixed_point`` are KL(π_t ‖ ·) in expectation over prompts; ``fixed_point`` is None (and so is
-    ``kl_to_fixed_point``) where the engine has no closed form for the algorithm. ``stopped`` says why the run ended:
-    ``"steps"``, ``"stationary"`` (no probability moved more than 1e-12 in a step) or ``"step cap"``.
+    ``kl_to_fixed_point`` are KL(π_t ‖ ·) in expectation over prompts (``kl_from_fixed_point`` the reverse,
+    KL(π* ‖ π_t)); ``fixed_point`` is None (and so are the KLs to it) where the engine has no closed form for the
+    algorithm. ``stopped`` says why the run ended: ``"steps"``, ``"stationary"`` (no probability of the policy,
+    auxiliary models or anchor moved more than 1e-12 over one period of the schedule) or ``"step cap"``.
     """
 
     algorithm: Algorithm
@@ -103,8 +104,15 @@ class Trajectory:
 
     @cached_property
     def kl_to_fixed_point(self) -> np.ndarray | None:
+        """KL(π_t ‖ π*) [T, C]: the direction the duality gap bounds (KL(π‖π*) ≤ DualGap_τ/2τ)."""
         fixed = self.fixed_point
         return None if fixed is None else self._per_config(lambda game, path, c: _kl(path, fixed[c]))
+
+    @cached_property
+    def kl_from_fixed_point(self) -> np.ndarray | None:
+        """KL(π* ‖ π_t) [T, C]: the direction of INPO's Theorem 4 and of mirror-descent analyses."""
+        fixed = self.fixed_point
+        return None if fixed is None else self._per_config(lambda game, path, c: _kl(fixed[c][None], path))
 
     def _per_config(self, per_prompt) -> np.ndarray:
         """[T, C] from a function of (game, path [T, X, Y], c) giving per-prompt values [T, X], averaged over d0."""
@@ -217,7 +225,7 @@ def _simulate(algorithm, game, steps, mode, lr, optimizer, batch, labels, seed, 
     if bar is not None:
         bar.close()
     log_probs = np.stack(tables)  # [T, C, X, Y]
-    loss_array = None if mode == "closed-form" else np.stack([np.full(C, np.nan)] + losses) if losses else None
+    loss_array = None if mode == "closed-form" else np.stack([np.full(C, np.nan)] + losses)
     return Trajectory(algorithm, mode, np.array(recorded_steps), log_probs, loss_array, stopped, tuple(games), data_policy)
 
 

@@ -390,14 +390,6 @@ def plot_figure9(run: Trajectory, *, lr: float = 0.05, ax=None) -> Figure:
 
 
 # ============================================================================================= convergence
-def _kl_from_fixed_point(run: Trajectory, c: int) -> np.ndarray | None:
-    """KL(π* ‖ π_t) [T] in expectation over prompts (π* = the algorithm's fixed point), or None without one."""
-    if run.fixed_point is None:
-        return None
-    game = run.games[c]
-    return _kl(run.fixed_point[c][None], run.log_probs[:, c]) @ game.prompt_probs
-
-
 def _bound_values(bound, steps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """A bound as (t, value): a callable is evaluated at the iterations t ≥ 1; an array is read as the values at
     t = 1, 2, …, len."""
@@ -444,9 +436,8 @@ def plot_convergence(trajectories, *, labels=None, gap_bounds=None, kl_bounds=No
         if average:
             gap_ax.plot(run.steps[later], average_iterate_gap(run, c)[later], color=_color(i), linestyle=":",
                         label=f"{label} (average)", gid="average-gap")  # fmt: skip
-        kl = _kl_from_fixed_point(run, c)
-        if kl is not None:
-            kl_ax.plot(run.steps[later], kl[later], color=_color(i), label=label, gid="kl")
+        if run.kl_from_fixed_point is not None:
+            kl_ax.plot(run.steps[later], run.kl_from_fixed_point[later, c], color=_color(i), label=label, gid="kl")
     t = np.unique(np.concatenate([run.steps[run.steps > 0] for run in trajectories]))
     for panel, bounds in ((gap_ax, gap_bounds), (kl_ax, kl_bounds)):
         for j, (name, bound) in enumerate((bounds or {}).items()):

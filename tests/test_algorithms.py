@@ -18,6 +18,7 @@ from preference_games.dynamics import simulate
 from preference_games.equilibria import duality_gap, nash_lp
 from preference_games.games import bradley_terry, random_intransitive, rps_variant
 from preference_games.models import MLPPolicy, TabularLogits
+from preference_games.policies import TabularPolicy
 from preference_games.samplers import Roles, TabularOracle
 
 INTRANSITIVE = [rps_variant(antisymmetrize=True), random_intransitive(3, seed=1), random_intransitive(3, seed=2)]
@@ -310,3 +311,21 @@ def test_theorem_4_schedule_ignores_eta():
 
 def test_parameters_lists_defaults():
     assert parameters("ipo-md") == {"beta": 0.5, "tau": 0.1}
+
+
+def test_kl_from_the_fixed_point_is_the_reverse_direction():
+    run = simulate(make("ipo-md", beta=0.5), INTRANSITIVE[0], steps=5, lr=0.05)
+    star = TabularPolicy(run.fixed_point[0])
+    for t in (0, 5):
+        pi = TabularPolicy(run.log_probs[t, 0])
+        assert run.kl_from_fixed_point[t, 0] == pytest.approx(float(star.kl(pi)[0]), rel=1e-12)
+        assert run.kl_to_fixed_point[t, 0] == pytest.approx(float(pi.kl(star)[0]), rel=1e-12)
+
+
+def test_zero_steps_record_no_loss_but_a_row_for_it():
+    run = simulate(make("online-ipo"), INTRANSITIVE[0], steps=0)
+    assert run.loss.shape == (1, 1) and np.isnan(run.loss[0, 0]) and run.log_probs.shape == (1, 1, 1, 3)
+
+
+def test_descriptions_show_every_parameter():
+    assert make("inpo", inner_steps=None).describe() == "inpo(tau=0.1, eta=0.5, inner_steps=None, schedule=constant)"

@@ -16,7 +16,7 @@ GAMES = [rps_variant(antisymmetrize=True), random_intransitive(5, seed=1), bradl
 @pytest.mark.parametrize("game", GAMES, ids=lambda g: g.name)
 def test_theorem_4_bound_holds_along_the_time_varying_schedule(game):
     run = simulate(make("inpo", schedule="theorem-4"), game, mode="closed-form", steps=300)
-    assert np.all(run.kl_to_fixed_point[:, 0] <= bounds.inpo_theorem4_bound(run))
+    assert np.all(run.kl_from_fixed_point[:, 0] <= bounds.inpo_theorem4_bound(run))  # KL(π* ‖ π_t), as stated
 
 
 @pytest.mark.parametrize("game", GAMES, ids=lambda g: g.name)
@@ -44,3 +44,9 @@ def test_convergence_plot_draws_the_average_iterate_it_is_given():
     fig = plotting.plot_convergence(run, average=True, gap_bounds={"Thm 3": bounds.inpo_theorem3_bound(run, eta=5.0)[1:]})
     (line,) = [line for line in fig.axes[0].get_lines() if line.get_gid() == "average-gap"]
     np.testing.assert_array_equal(line.get_ydata(), bounds.average_iterate_gap(run)[1:])
+
+
+def test_theorem_3_needs_a_constant_eta():
+    run = simulate(make("inpo", schedule="theorem-4"), GAMES[0], mode="closed-form", steps=3)
+    with pytest.raises(ValueError, match="constant eta"):
+        bounds.inpo_theorem3_bound(run)

@@ -208,7 +208,7 @@ class Algorithm:
 
 
 def _show(value) -> str:
-    if isinstance(value, str):
-        return value
+    if value is None or isinstance(value, str):
+        return str(value)
     array = np.asarray(value)
     return f"{float(array):g}" if array.ndim == 0 else f"[{len(array)} values]"
