@@ -187,6 +187,10 @@ def _simulate(algorithm, game, steps, mode, lr, optimizer, batch, labels, seed, 
     oracle = TabularOracle(games if len({id(g) for g in games}) > 1 else games[:1])
     if policy is None:
         policy = TabularLogits.from_log_probs(np.broadcast_to(games[0].ref.log_probs, (C,) + games[0].ref.shape))
+    with torch.no_grad():
+        inside = torch.isfinite(policy.log_prob_table()) | ~oracle.support  # [C, X, Y]
+    if not bool(inside.all()):  # every algorithm lives on Supp(π_ref): a hole there makes its losses infinite
+        raise ValueError("the policy must put positive probability on every action in the support of π_ref")
     data_policy = games[0].policy(data) if data is not None else games[0].ref
     roles = Roles(policy=policy, ref=oracle.ref, data=FrozenPolicy(data_policy.log_probs))
     roles.aux = algorithm.auxiliary(policy) if algorithm.auxiliary else {}
@@ -268,6 +272,8 @@ class _Stepper:
         self.params = [p for p in roles.policy.parameters()] + [
             p for module in roles.aux.values() for p in module.parameters()
         ]
+        if optimizer is not None and len(values(lr)) > 1:
+            raise ValueError("a per-configuration lr applies to the built-in updates; a torch optimizer sets its own")
         self.optimizer = optimizer(self.params) if optimizer is not None else None
         if self.optimizer is not None and algorithm.update != "gradient":
             raise ValueError(f"{algorithm.name} prescribes its own {algorithm.update} update; do not pass optimizer")

@@ -275,6 +275,8 @@ def test_bad_parameters_are_rejected(name, params, message):
         ({"steps": -3}, "steps must be"),
         ({"mode": "sampled", "batch": 0}, "batch must be"),
         ({"mode": "sampled", "labels": "hard"}, "labels must be"),
+        ({"policy": TabularLogits.from_log_probs([[[np.log(0.5), np.log(0.5), -np.inf]]])}, "positive probability on every"),
+        ({"lr": np.array([0.1, 0.2]), "optimizer": lambda p: torch.optim.SGD(p, lr=0.1)}, "per-configuration lr"),
     ],
 )
 def test_bad_simulation_settings_are_rejected(kwargs, message):
