@@ -26,6 +26,7 @@ import numpy as np
 from . import __version__
 from .equilibria import SELECTIONS, SolverError, duality_gap, exploitability, nash_lp, regularized_nash
 from .games import PreferenceGame, by_name, named_games
+from .policies import policy_lists
 
 EXIT_BAD_INPUT = 2
 EXIT_SOLVER_FAILED = 3
@@ -88,12 +89,6 @@ def game_from_args(args) -> PreferenceGame:
 
 
 # ================================================================================================ output
-def _floats(values: np.ndarray):
-    """A policy as JSON: a list of floats for a one-prompt game, a list of lists otherwise."""
-    rows = [[float(v) for v in row] for row in values]
-    return rows[0] if len(rows) == 1 else rows
-
-
 def solve_report(game: PreferenceGame, tau: float, selection: str) -> dict:
     """Solve one game and collect what ``solve`` prints; every number is measured on the returned policy."""
     if tau > 0:
@@ -101,7 +96,7 @@ def solve_report(game: PreferenceGame, tau: float, selection: str) -> dict:
         extra = {"newton_steps": eq.iterations, "products_with_P": eq.matvecs}
     else:
         eq = nash_lp(game, selection=selection)
-        extra = {"value": _floats(eq.value[None]), "unique": [bool(u) for u in eq.unique], "selection": selection}
+        extra = {"value": policy_lists(eq.value[None]), "unique": [bool(u) for u in eq.unique], "selection": selection}
     policy = eq.policy
     return {
         "game": game.name,
@@ -109,12 +104,12 @@ def solve_report(game: PreferenceGame, tau: float, selection: str) -> dict:
         "num_prompts": game.num_prompts,
         "actions": list(game.actions),
         "tau": tau,
-        "policy": _floats(policy.probs),
+        "policy": policy_lists(policy.probs),
         "duality_gap": eq.duality_gap,
         "unregularized_gap": duality_gap(game, policy, 0.0),
         "exploitability": exploitability(game, policy),
         "kl_to_ref": game.expected(policy.kl(game.ref)),
-        "ref": _floats(game.ref.probs),
+        "ref": policy_lists(game.ref.probs),
         **extra,
     }
 
@@ -487,21 +482,21 @@ def simulate_report(args) -> dict:
         "num_prompts": game.num_prompts,
         "steps": int(run.steps[-1]),
         "stopped": run.stopped,
-        "final_policy": _floats(final),
+        "final_policy": policy_lists(final),
         "tau": _jsonable(algorithm.tau),
         "duality_gap": float(run.duality_gap[-1, 0]),
         "unregularized_gap": float(run.unregularized_gap[-1, 0]),
         "kl_to_ref": float(run.kl_to_ref[-1, 0]),
         "kl_to_fixed_point": float(run.kl_to_fixed_point[-1, 0]) if run.kl_to_fixed_point is not None else None,
-        "fixed_point": _floats(fixed) if fixed is not None else None,
+        "fixed_point": policy_lists(fixed) if fixed is not None else None,
         "fixed_point_kind": algorithm.fixed_point_kind,
         "max_abs_diff_to_fixed_point": float(np.abs(final - fixed).max()) if fixed is not None else None,
         "loss": loss if loss is not None and math.isfinite(loss) else None,
-        "ref": _floats(game.ref.probs),
+        "ref": policy_lists(game.ref.probs),
     }
     if algorithm.average_iterate:  # the algorithm's output is the uniform average of its iterates (SPPO)
         average = run.average()[0]
-        report["average_policy"] = _floats(average)
+        report["average_policy"] = policy_lists(average)
         report["average_max_abs_diff_to_fixed_point"] = (
             float(np.abs(average - fixed).max()) if fixed is not None else None
         )

@@ -132,8 +132,6 @@ def geometric_mixture(policy, other, beta) -> FrozenPolicy:
 
 def _per_config(value, C: int) -> torch.Tensor:
     """A float or a [C] array (or [C, 1]) as a tensor that broadcasts against [C, X, Y]."""
-    if torch.is_tensor(value) and value.dim() == 3:  # already shaped (PairSampler converts its β once)
-        return value
     value = torch.as_tensor(np.asarray(value, dtype=np.float64) if not torch.is_tensor(value) else value, dtype=DTYPE)
     if value.numel() == 1:
         return value.reshape(())

@@ -128,6 +128,12 @@ class TabularPolicy:
         return np.minimum((u[:, :, None] >= cdf[:, None, :]).sum(-1), self.shape[1] - 1)
 
 
+def policy_lists(probs: np.ndarray) -> list:
+    """Probabilities [X, Y] as JSON-ready lists: a list of floats for a one-prompt game, a list of lists otherwise."""
+    probs = np.asarray(probs, dtype=np.float64)
+    return probs[0].tolist() if len(probs) == 1 else probs.tolist()
+
+
 def logsumexp(a: np.ndarray, axis: int = -1, keepdims: bool = False) -> np.ndarray:
     """log Σ exp(a) along ``axis``, stable, with −inf for an all-(−inf) slice.
 

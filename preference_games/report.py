@@ -25,6 +25,7 @@ from .algorithms import make, names
 from .dynamics import simulate
 from .equilibria import nash_lp, regularized_nash
 from .games import by_name, named_games, rps_variant
+from .policies import policy_lists
 
 #: The temperature at which the built-in games are solved.
 DEMO_TAU = 0.1
@@ -72,21 +73,16 @@ def solve_builtin_games(tau: float = DEMO_TAU) -> list[GameRow]:
                 game=name,
                 actions=game.num_actions,
                 tau=tau,
-                regularised_policy=_policy_list(regularised.policy.probs),
+                regularised_policy=policy_lists(regularised.policy.probs),
                 regularised_gap=regularised.duality_gap,
                 kl_to_ref=game.expected(regularised.policy.kl(game.ref)),
-                lp_policy=_policy_list(lp.policy.probs),
+                lp_policy=policy_lists(lp.policy.probs),
                 lp_gap=lp.duality_gap,
                 lp_support=int((lp.policy.probs > 0).sum()),
                 lp_unique=bool(lp.unique.all()),
             )
         )
     return rows
-
-
-def _policy_list(probs: np.ndarray) -> list:
-    """A policy [X, Y] as JSON-ready lists: a list of floats for a one-prompt game, a list of lists otherwise."""
-    return probs[0].tolist() if len(probs) == 1 else probs.tolist()
 
 
 def run_every_algorithm(steps: int = ALGORITHM_STEPS, lr: float = ALGORITHM_LR) -> list[AlgorithmRow]:

@@ -118,10 +118,8 @@ class PairSampler:
             if beta is None:
                 raise ValueError("a mixture source needs beta")
         self.first, self.second = first, second
-        # converted once: the mixture is rebuilt every step
+        # a tensor once: the mixture is rebuilt every step
         self.beta = None if beta is None else torch.as_tensor(np.asarray(beta, dtype=np.float64), dtype=DTYPE)
-        if self.beta is not None and self.beta.dim() == 1 and self.beta.numel() > 1:
-            self.beta = self.beta[:, None, None]  # [C, 1, 1]
 
     def __repr__(self) -> str:
         return f"PairSampler({self.first!r}, {self.second!r})"
