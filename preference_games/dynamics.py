@@ -66,7 +66,7 @@ class Trajectory:
     loss: np.ndarray | None  # [T, C]: the objective of the step that produced policy t (NaN at t = 0: no step yet)
     stopped: str
     games: tuple  # one PreferenceGame per configuration
-    data: object  # the data policy μ (TabularPolicy) offline algorithms used
+    data: object  # the data policy μ (TabularPolicy) offline algorithms used; None: each game's π_ref
 
     @property
     def probs(self) -> np.ndarray:
@@ -99,7 +99,8 @@ class Trajectory:
         """[C, X, Y] log-probabilities of where the algorithm should converge, or None where that is numerical."""
         if self.algorithm.fixed_point is None:
             return None
-        points = [self.algorithm.fixed_point(game, c, self.data) for c, game in enumerate(self.games)]
+        points = [self.algorithm.fixed_point(game, c, game.ref if self.data is None else self.data)
+                  for c, game in enumerate(self.games)]
         return None if any(p is None for p in points) else np.stack([p.log_probs for p in points])
 
     @cached_property
@@ -185,14 +186,14 @@ def _simulate(algorithm, game, steps, mode, lr, optimizer, batch, labels, seed, 
     C = _configurations(configs, algorithm, lr, games, policy)
     games = games * C if len(games) == 1 else games
     oracle = TabularOracle(games if len({id(g) for g in games}) > 1 else games[:1])
-    if policy is None:
-        policy = TabularLogits.from_log_probs(np.broadcast_to(games[0].ref.log_probs, (C,) + games[0].ref.shape))
+    if policy is None:  # start at π_ref (each configuration at its own game's)
+        policy = TabularLogits.from_log_probs(oracle.ref.log_prob_table().expand(C, -1, -1).numpy())
     with torch.no_grad():
         inside = torch.isfinite(policy.log_prob_table()) | ~oracle.support  # [C, X, Y]
     if not bool(inside.all()):  # every algorithm lives on Supp(π_ref): a hole there makes its losses infinite
         raise ValueError("the policy must put positive probability on every action in the support of π_ref")
-    data_policy = games[0].policy(data) if data is not None else games[0].ref
-    roles = Roles(policy=policy, ref=oracle.ref, data=FrozenPolicy(data_policy.log_probs))
+    data_policy = games[0].policy(data) if data is not None else None  # default μ = π_ref (per game)
+    roles = Roles(policy=policy, ref=oracle.ref, data=oracle.ref if data is None else FrozenPolicy(data_policy.log_probs))
     roles.aux = algorithm.auxiliary(policy) if algorithm.auxiliary else {}
     algorithm.schedule.start(roles)
     generator = torch.Generator().manual_seed(int(seed))

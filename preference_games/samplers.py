@@ -53,17 +53,24 @@ class TabularOracle:
         for game in games[1:]:
             if game.P.shape != first.P.shape:
                 raise ValueError("games batched together must have the same numbers of prompts and actions")
-            if not (np.array_equal(game.ref.log_probs, first.ref.log_probs)
-                    and np.array_equal(game.prompt_probs, first.prompt_probs)):
-                raise ValueError("games batched together must share the reference policy and prompt distribution")
+            if not np.array_equal(game.support, first.support):
+                raise ValueError("games batched together must have the same support of the reference policy")
         self.games = games
         self.P = torch.as_tensor(np.stack([g.P for g in games]), dtype=DTYPE)  # [G, X, Y, Y], G = 1 or C
-        self.prompt_probs = torch.tensor(first.prompt_probs, dtype=DTYPE)  # [X]
-        self.ref = FrozenPolicy(first.ref.log_probs)  # [1, X, Y]
+        # One reference and prompt distribution when all games share them ([1, X, Y] and [X]), else one per game
+        # ([G, X, Y] and [G, X]); both broadcast against [C, ...] tables. The pair grid needs one shared support.
+        shared = all(np.array_equal(g.ref.log_probs, first.ref.log_probs)
+                     and np.array_equal(g.prompt_probs, first.prompt_probs) for g in games[1:])
+        ref_games = games[:1] if shared else games
+        self.prompt_probs = torch.tensor(np.stack([g.prompt_probs for g in ref_games]), dtype=DTYPE)  # [G', X]
+        if shared:
+            self.prompt_probs = self.prompt_probs[0]  # [X]
+        self.ref = FrozenPolicy(np.stack([g.ref.log_probs[None] for g in ref_games]).reshape(-1, *first.ref.shape))
         self.support = torch.as_tensor(first.support)  # [X, Y]
         both = self.support[:, :, None] & self.support[:, None, :]  # [X, Y, Y]
         self.pair_grid = torch.nonzero(both, as_tuple=True)  # (x, y, y2) [B] each: every pair inside Supp(π_ref)
-        self.pair_prompt_weight = self.prompt_probs[:, None, None] * both  # [X, Y, Y]: d0(x) on supported pairs
+        # d0(x) on supported pairs: [X, Y, Y], or [G, X, Y, Y] with one prompt distribution per game
+        self.pair_prompt_weight = self.prompt_probs[..., :, None, None] * both
         self.full_support = bool(self.support.all())
 
     @property
@@ -153,7 +160,7 @@ class PairSampler:
         t1, t2 = first.log_prob_table(), second.log_prob_table()  # [C, X, Y]
         C = max(t1.shape[0], t2.shape[0], roles.configs)
         x, y, y2 = oracle.pair_grid  # [B] each
-        log_w = torch.log(oracle.prompt_probs)[x] + t1[:, x, y] + t2[:, x, y2]  # [C', B]
+        log_w = torch.log(oracle.prompt_probs)[..., x] + t1[:, x, y] + t2[:, x, y2]  # [C', B]
         weight = log_w.exp().expand(C, -1)
         pref = oracle.prob(x, y, y2).expand(C, -1)
         expand = lambda v: v.expand(C, -1)  # noqa: E731  (the grid is shared by every configuration)

@@ -16,7 +16,7 @@ from preference_games import fixed_points
 from preference_games.algorithms import make, names, parameters
 from preference_games.dynamics import simulate
 from preference_games.equilibria import duality_gap, nash_lp
-from preference_games.games import bradley_terry, random_intransitive, rps_variant
+from preference_games.games import PreferenceGame, bradley_terry, random_intransitive, rps_variant
 from preference_games.models import MLPPolicy, TabularLogits
 from preference_games.policies import TabularPolicy
 from preference_games.samplers import Roles, TabularOracle
@@ -193,6 +193,20 @@ def test_batched_configurations_equal_separate_runs():
         alone = simulate(make("ipo-md", beta=beta), game, steps=200, lr=0.05)
         np.testing.assert_allclose(batched.log_probs[:, c], alone.log_probs[:, 0], rtol=0, atol=1e-13)
 
+
+
+@pytest.mark.parametrize("name, mode", [("ipo-md", "exact"), ("online-dpo", "exact"), ("inpo", "closed-form"),
+                                        ("inpo", "exact"), ("rlhf", "exact")])
+def test_games_with_different_references_and_prompt_weights_batch_like_separate_runs(name, mode):
+    """One batch over games that differ in P, π_ref and the prompt distribution equals one run per game."""
+    rng = np.random.default_rng(3)
+    games = [PreferenceGame(random_intransitive(3, seed=s, num_prompts=2).P, rng.dirichlet(np.ones(3), size=2),
+                            rng.dirichlet(np.ones(2))) for s in range(3)]
+    batched = simulate(make(name), games, mode=mode, steps=30, lr=0.1)
+    for c, game in enumerate(games):
+        alone = simulate(make(name), game, mode=mode, steps=30, lr=0.1)
+        np.testing.assert_allclose(batched.log_probs[:, c], alone.log_probs[:, 0], rtol=0, atol=1e-12)
+        np.testing.assert_allclose(batched.duality_gap[:, c], alone.duality_gap[:, 0], rtol=0, atol=1e-12)
 
 def test_trajectory_metrics_are_the_engines():
     game = INTRANSITIVE[0]

@@ -1,0 +1,87 @@
+"""The games every check runs on: the named games plus N seeded random games from four families.
+
+Families (round-robin in :meth:`Suite.random`, or one family on request):
+
+* ``intransitive`` — skew part uniform in [−½, ½] with no Condorcet winner, 3–6 actions;
+* ``bradley-terry`` — p(i ≻ j) = σ(r_i − r_j), rewards N(0, 1.5²), 2–6 actions (transitive);
+* ``cyclic`` — the cyclic tournament on 3–7 actions with a random strength in (0.2, 1];
+* ``contextual`` — 2–3 prompts of random intransitive 3–5-action games with a Dirichlet prompt distribution.
+
+Every random game gets a full-support reference policy, Dirichlet(1.5) — uniform for every fourth game — so that
+the claims are tested away from the uniform reference that makes many of them trivial. A random game's name says how
+to rebuild it (``Suite(seed=S).random(family)[i]``), so every counterexample a check prints is reproducible.
+
+>>> suite = Suite(games=8, seed=0)
+>>> [g.name for g in suite.random()[:2]]
+['intransitive#0 (seed 0)', 'bradley-terry#1 (seed 0)']
+>>> len(suite.games()) == len(suite.named()) + 8
+True
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from ..games import PreferenceGame, bradley_terry, by_name, cyclic, random_intransitive
+
+FAMILIES = ("intransitive", "bradley-terry", "cyclic", "contextual")
+
+#: The built-in games every check also runs on, with the family each belongs to.
+NAMED = {"rps": "cyclic", "rps-variant": "intransitive", "biased-rps": "intransitive", "cyclic": "cyclic",
+         "bradley-terry": "bradley-terry", "condorcet": "intransitive"}
+
+
+class Suite:
+    """The named games and ``games`` seeded random ones (``seed``)."""
+
+    def __init__(self, games: int = 200, seed: int = 0):
+        if int(games) != games or games < 0:
+            raise ValueError(f"the number of random games must be a non-negative integer; got {games}")
+        if int(seed) != seed or seed < 0:
+            raise ValueError(f"seed must be a non-negative integer; got {seed}")
+        self.n, self.seed = int(games), int(seed)
+
+    def __repr__(self) -> str:
+        return f"Suite(games={self.n}, seed={self.seed})"
+
+    @lru_cache(maxsize=None)
+    def named(self, family: str | None = None) -> tuple[PreferenceGame, ...]:
+        """The built-in games (RPS, the Appendix F variant repaired, biased RPS, cyclic(5), Bradley–Terry(5),
+        Condorcet(5)), or those of one family."""
+        _check_family(family)
+        return tuple(by_name(name, antisymmetrize=True) for name, fam in NAMED.items() if family in (None, fam))
+
+    @lru_cache(maxsize=None)
+    def random(self, family: str | None = None) -> tuple[PreferenceGame, ...]:
+        """``games`` seeded random games: the families in turn, or all of one family."""
+        _check_family(family)
+        return tuple(_random_game(family or FAMILIES[i % len(FAMILIES)], i, self.seed) for i in range(self.n))
+
+    def games(self, family: str | None = None) -> tuple[PreferenceGame, ...]:
+        """The named games and the random ones (of one family, or of all in turn)."""
+        return self.named(family) + self.random(family)
+
+
+def _check_family(family):
+    if family is not None and family not in FAMILIES:
+        raise ValueError(f"unknown game family {family!r}; choose one of: {', '.join(FAMILIES)}")
+
+
+def _random_game(family: str, i: int, seed: int) -> PreferenceGame:
+    rng = np.random.default_rng([seed, FAMILIES.index(family), i])
+    name = f"{family}#{i} (seed {seed})"
+    if family == "intransitive":
+        P = random_intransitive(int(rng.integers(3, 7)), seed=int(rng.integers(2**32))).P
+    elif family == "bradley-terry":
+        P = bradley_terry(rng.normal(scale=1.5, size=int(rng.integers(2, 7)))).P
+    elif family == "cyclic":
+        P = cyclic(int(rng.integers(3, 8)), strength=float(rng.uniform(0.2, 1.0))).P
+    else:
+        P = random_intransitive(int(rng.integers(3, 6)), seed=int(rng.integers(2**32)),
+                                num_prompts=int(rng.integers(2, 4))).P
+    X, Y = P.shape[:2]
+    ref = np.full((X, Y), 1.0 / Y) if i % 4 == 3 else rng.dirichlet(np.full(Y, 1.5), size=X)
+    prompt_probs = rng.dirichlet(np.ones(X)) if X > 1 else None
+    return PreferenceGame(P, ref, prompt_probs, name=name)
