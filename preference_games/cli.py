@@ -7,8 +7,11 @@
     preference-games algorithms [--json]                list the registered alignment algorithms
     preference-games simulate --algo ipo-md --beta 0.5 --tau 0.1 --game rps-variant --antisymmetrize [--json]
     preference-games plot figure9|dynamics|field|convergence|tau-path --out DIR [--algo NAME ...] [--game ...]
+    preference-games verify [--only NAME ...] [--games N] [--seed S] [--quick] [--list] [--json]
 
 Every failure caused by the input ends with a one-line message on stderr and exit status 2; no traceback.
+``verify`` exits with status 1 when a check itself raised (a bug, reported as the verdict "error"), never because a
+paper's claim failed: that is a finding, printed with its counterexample.
 """
 
 from __future__ import annotations
@@ -727,6 +730,45 @@ def _add_game_arguments(parser: argparse.ArgumentParser, seed_help: str, require
     parser.add_argument("--seed", type=int, default=0, help=seed_help)
 
 
+def cmd_verify(args) -> int:
+    from .verify import Suite, checks, run_checks
+    from .verify.core import ERROR
+    from .verify.table import format_table
+
+    selected = checks(args.only)
+    if args.quick:
+        selected = [c for c in selected if c.quick]
+    if args.list:
+        if args.json:
+            print(json.dumps([{"name": c.name, "paper": c.paper, "location": c.location, "statement": c.statement,
+                               "quick": c.quick} for c in selected]))
+        else:
+            for c in selected:
+                print(f"{c.name:<34} {c.paper}, {c.location}\n    {c.statement}")
+        return 0
+    suite = Suite(games=args.games, seed=args.seed)
+    progress = args.progress if args.progress is not None else sys.stderr.isatty()
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(selected), desc="verify", unit="check", leave=False)
+    results = run_checks(selected, suite, progress=(lambda r: bar.update(1)) if bar is not None else None)
+    if bar is not None:
+        bar.close()
+    if args.json:
+        print(json.dumps([r.as_dict() for r in results]))
+    else:
+        print(f"preference-games verify: {len(results)} results on the {len(suite.named())} named games and "
+              f"{suite.n} random games (seed {suite.seed})\n")
+        print(format_table(results))
+    broken = [r.check.name for r in results if r.outcome.verdict == ERROR]
+    if broken:
+        print(f"preference-games verify: {len(broken)} check(s) raised: {', '.join(broken)}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="preference-games",
@@ -829,6 +871,30 @@ def build_parser() -> argparse.ArgumentParser:
                       "(default png,svg)")
     plot.add_argument("--json", action="store_true", help="print one JSON object {files: [...], kind, game, ...}")
     plot.set_defaults(run=cmd_plot)
+
+    verify = commands.add_parser(
+        "verify",
+        help="check every numbered result of the seed papers on the built-in and N random games",
+        description="Run one executable check per numbered result of the seed papers (IPO-MD, INPO, the survey's "
+        "Nash-MD and SPPO, BPO, IOPO) on the named games plus --games seeded random games, and print a table: "
+        "result, paper and location, what was measured, worst error (or fitted rate), tolerance and verdict "
+        "(holds / fails / holds-with-correction), then each counterexample and correction. docs/theorems.md "
+        "explains every check.",
+    )
+    verify.add_argument("--only", action="append", metavar="NAME", help="run only this check, or every check whose "
+                        "name starts with it (e.g. inpo/); repeatable")
+    verify.add_argument("--games", type=int, default=200, metavar="N", help="random games per check "
+                        "(default 200)")
+    verify.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the random games "
+                        "(default 0)")
+    verify.add_argument("--quick", action="store_true", help="only the cheap checks (the ones the demo runs)")
+    verify.add_argument("--list", action="store_true", help="list the checks and their statements; run nothing")
+    verify.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                        help="progress bar on stderr (default: when stderr is a terminal)")
+    verify.add_argument("--json", action="store_true", help="print a JSON list of objects (keys: name, paper, "
+                        "location, statement, measured, worst_error, tolerance, verdict, games, counterexample, "
+                        "correction, seconds)")
+    verify.set_defaults(run=cmd_verify)
     return parser
 
 

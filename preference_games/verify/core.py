@@ -114,9 +114,11 @@ class Result:
     seconds: float
 
     def as_dict(self) -> dict:
+        """A JSON-ready dict; a NaN error or tolerance (a check that raised) becomes None, which JSON can hold."""
         c = self.check
-        return {"name": c.name, "paper": c.paper, "location": c.location, "statement": c.statement,
-                **asdict(self.outcome), "seconds": round(self.seconds, 3)}
+        outcome = {k: (None if isinstance(v, float) and v != v else v) for k, v in asdict(self.outcome).items()}
+        return {"name": c.name, "paper": c.paper, "location": c.location, "statement": c.statement, **outcome,
+                "seconds": round(self.seconds, 3)}
 
 
 def run_checks(selected: list[Check], suite, *, progress=None) -> list[Result]:
