@@ -22,6 +22,7 @@ import json
 import math
 import os
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -183,7 +184,8 @@ def cmd_demo(args) -> int:
     report = build_report(Path(args.out or DEMO_OUT))
     if args.json:
         print(json.dumps({"report": str(report.page), "games": [asdict(row) for row in report.games],
-                          "algorithms": [asdict(row) for row in report.algorithms]}))  # fmt: skip
+                          "algorithms": [asdict(row) for row in report.algorithms],
+                          "theorems": report.theorems}))  # fmt: skip
         return 0
     print(f"preference-games {__version__}: exact equilibria of the built-in preference games\n")
     header = (
@@ -204,8 +206,15 @@ def cmd_demo(args) -> int:
         "constant-sum).\nEvery gap is the certificate of the returned policy."
         f"\n\n{len(report.algorithms)} algorithms ran on rps-variant; {at_fixed_point} of the {len(compared)} with a "
         "closed-form fixed point are within 1e-6 of it (the others are slower or cycle: see the report)."
-        f"\nReport with every algorithm, Figure 9, a vector field and convergence plots: {report.page}"
     )
+    verdicts = Counter(t["verdict"] for t in report.theorems)
+    print(f"\nTheorem checks (quick ones, {len(report.theorems)} results): "
+          + ", ".join(f"{n} {verdict}" for verdict, n in verdicts.items()))
+    for t in report.theorems:
+        if t["verdict"] != "holds":
+            print(f"  {t['verdict']:<22} {t['name']} ({t['paper']}, {t['location']})")
+    print(f"\nReport with every algorithm, Figure 9, a vector field, convergence plots and the theorem checks: "
+          f"{report.page}")
     return 0
 
 
@@ -778,7 +787,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     demo = commands.add_parser("demo", help="solve the built-in games, run every algorithm, write a report")
-    demo.add_argument("--json", action="store_true", help="print one JSON object {report, games, algorithms}")
+    demo.add_argument("--json", action="store_true", help="print one JSON object {report, games, algorithms, "
+                      "theorems}")
     demo.add_argument("--out", metavar="DIR", help=f"where to write report.html and its figures (default {DEMO_OUT}/)")
     demo.set_defaults(run=cmd_demo)
 

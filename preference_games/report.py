@@ -2,7 +2,8 @@
 
 :func:`build_report` solves every built-in game (regularised and unregularised equilibria with their certificates),
 runs every registered algorithm on the IPO-MD Appendix F game and compares where it is after a fixed budget of
-steps with the fixed point its paper predicts, and draws Figure 9, an exact vector field and a convergence plot. The
+steps with the fixed point its paper predicts, draws Figure 9, an exact vector field and a convergence plot, and runs
+the quick theorem checks of ``preference-games verify`` on the named games and a few random ones. The
 figures are embedded as base64 PNG, so the page is one file that can be mailed or attached; they are also written
 next to it as PNG. Numbers come from the same functions the CLI and the tests use; nothing here is computed twice.
 
@@ -34,6 +35,8 @@ ALGORITHM_STEPS = 600
 #: Learning rate of the gradient-based algorithms in the report: stable for every registered algorithm at τ = 0.1 on
 #: the Appendix F game (the IPO family's largest stable step there is ≈ 0.28; docs/algorithms.md).
 ALGORITHM_LR = 0.05
+#: Random games the demo's theorem checks run on, besides the named ones (``verify`` itself defaults to 200).
+VERIFY_GAMES = 20
 
 
 @dataclass(frozen=True)
@@ -122,21 +125,32 @@ def _figures(steps: int) -> dict:
     return {"figure9": figure9, "vector-field": field, "convergence": convergence}
 
 
+def quick_theorem_checks(games: int = VERIFY_GAMES) -> list[dict]:
+    """The quick checks of ``preference-games verify`` on the named games and ``games`` random ones (seed 0), as
+    the dicts ``verify --json`` prints."""
+    from .verify import Suite, checks, run_checks
+
+    return [r.as_dict() for r in run_checks([c for c in checks() if c.quick], Suite(games=games))]
+
+
 @dataclass(frozen=True)
 class Report:
     page: Path  # the self-contained HTML page
     games: list[GameRow]
     algorithms: list[AlgorithmRow]
+    theorems: list[dict]  # one ``verify --json`` object per quick check
 
 
-def build_report(out: Path, *, algorithm_steps: int | None = None) -> Report:
+def build_report(out: Path, *, algorithm_steps: int | None = None, verify_games: int = VERIFY_GAMES) -> Report:
     """Write ``out/report.html`` (self-contained) and the figures as PNG into ``out``; return the page's path and
-    the tables it shows. ``algorithm_steps``: each algorithm's budget (default ``ALGORITHM_STEPS``)."""
+    the tables it shows. ``algorithm_steps``: each algorithm's budget (default ``ALGORITHM_STEPS``);
+    ``verify_games``: random games for the theorem checks."""
     algorithm_steps = ALGORITHM_STEPS if algorithm_steps is None else algorithm_steps
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     games = solve_builtin_games()
     algorithms = run_every_algorithm(algorithm_steps)
+    theorems = quick_theorem_checks(verify_games)
     images = {}
     for name, figure in _figures(algorithm_steps).items():
         buffer = io.BytesIO()
@@ -144,8 +158,8 @@ def build_report(out: Path, *, algorithm_steps: int | None = None) -> Report:
         (out / f"{name}.png").write_bytes(buffer.getvalue())
         images[name] = base64.b64encode(buffer.getvalue()).decode("ascii")
     page = out / "report.html"
-    page.write_text(_html(games, algorithms, images), encoding="utf-8")
-    return Report(page, games, algorithms)
+    page.write_text(_html(games, algorithms, images, theorems, verify_games), encoding="utf-8")
+    return Report(page, games, algorithms, theorems)
 
 
 def _cell(value) -> str:
@@ -166,14 +180,28 @@ def _table(rows, columns: list[tuple[str, str]]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def _html(games: list[GameRow], algorithms: list[AlgorithmRow], images: dict) -> str:
+def _theorem_table(theorems: list[dict]) -> str:
+    head = "".join(f"<th>{t}</th>" for t in ("result", "paper, location", "verdict", "worst error", "tolerance",
+                                               "measured; counterexample; correction"))
+    body = ""
+    for t in theorems:
+        notes = "; ".join(html.escape(t[k]) for k in ("measured", "counterexample", "correction") if t[k])
+        body += (f"<tr><td>{html.escape(t['name'])}</td><td>{html.escape(t['paper'] + ', ' + t['location'])}</td>"
+                 f"<td class='{t['verdict']}'>{t['verdict']}</td><td>{_cell(t['worst_error'])}</td>"
+                 f"<td>{_cell(t['tolerance'])}</td><td style='text-align:left'>{notes}</td></tr>")
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _html(games: list[GameRow], algorithms: list[AlgorithmRow], images: dict, theorems: list[dict],
+          verify_games: int) -> str:
     figure = lambda name, caption: (  # noqa: E731
         f'<figure><img alt="{name}" src="data:image/png;base64,{images[name]}"><figcaption>{caption}</figcaption></figure>'
     )
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>preference-games {__version__}: demo report</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}img{{max-width:100%}}</style></head><body>
+td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}img{{max-width:100%}}
+.fails{{color:#b00}}.holds-with-correction{{color:#a60}}.error{{color:#b00;font-weight:bold}}</style></head><body>
 <h1>preference-games {__version__}: demo report</h1>
 <h2>Built-in games</h2>
 <p>Regularised equilibria at τ = {DEMO_TAU} and unregularised (τ = 0) equilibria by linear programming. Every gap is
@@ -196,6 +224,8 @@ budget means slow or cycling dynamics, not a wrong fixed point: see docs/algorit
          "point against iterations, log–log, with INPO's Theorem 3 and Theorem 4 bounds (paper's constants, B "
          "measured on the trajectory): both hold, by orders of magnitude.")}
 <h2>Theorem checks</h2>
-<p>The executable checks of the papers' results (a <code>verify</code> command) are not part of this version yet.</p>
+<p>The quick checks of <code>preference-games verify</code> on the named games and {verify_games} seeded random games (the full run, <code>preference-games verify</code>, uses 200 and every check). "fails"
+is a finding about the paper, with its counterexample; docs/theorems.md explains each check.</p>
+{_theorem_table(theorems)}
 </body></html>
 """

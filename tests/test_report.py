@@ -23,6 +23,18 @@ def test_report_is_one_self_contained_page_with_every_game_algorithm_and_figure(
         assert (tmp_path / f"{figure}.png").read_bytes().startswith(b"\x89PNG")
 
 
+def test_report_summarises_the_quick_theorem_checks_with_their_verdicts(tmp_path):
+    from preference_games.verify import checks
+
+    report = build_report(tmp_path, algorithm_steps=10, verify_games=2)
+    quick = [c.name for c in checks() if c.quick]
+    assert [t["name"] for t in report.theorems] == quick and quick
+    text = report.page.read_text(encoding="utf-8")
+    for t in report.theorems:
+        assert t["verdict"] in ("holds", "fails", "holds-with-correction")
+        assert f"<td>{t['name']}</td>" in text and f"<td class='{t['verdict']}'>{t['verdict']}</td>" in text
+
+
 def test_report_numbers_are_the_libraries():
     row = next(r for r in solve_builtin_games() if r.game == "rps-variant")
     expected = regularized_nash(rps_variant(antisymmetrize=True), 0.1)
@@ -43,5 +55,6 @@ def test_demo_out_writes_the_report(tmp_path, capsys, monkeypatch):
 
     monkeypatch.setattr(report, "ALGORITHM_STEPS", 10)  # the command's content, not its budget, is under test
     assert main(["demo", "--out", str(tmp_path / "demo")]) == 0
-    assert f"{tmp_path / 'demo' / 'report.html'}" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"{tmp_path / 'demo' / 'report.html'}" in out and "Theorem checks" in out
     assert (tmp_path / "demo" / "report.html").stat().st_size > 0
