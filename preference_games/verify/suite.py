@@ -7,7 +7,7 @@ Families (round-robin in :meth:`Suite.random`, or one family on request):
 * ``cyclic`` — the cyclic tournament on 3–7 actions with a random strength in (0.2, 1];
 * ``contextual`` — 2–3 prompts of random intransitive 3–5-action games with a Dirichlet prompt distribution.
 
-Every random game gets a full-support reference policy, Dirichlet(1.5) — uniform for every fourth game — so that
+Every random game gets a full-support reference policy, Dirichlet(1.5) — uniform for about a quarter of them — so that
 the claims are tested away from the uniform reference that makes many of them trivial. A random game's name says how
 to rebuild it (``Suite(seed=S).random(family)[i]``), so every counterexample a check prints is reproducible.
 
@@ -82,6 +82,9 @@ def _random_game(family: str, i: int, seed: int) -> PreferenceGame:
         P = random_intransitive(int(rng.integers(3, 6)), seed=int(rng.integers(2**32)),
                                 num_prompts=int(rng.integers(2, 4))).P
     X, Y = P.shape[:2]
-    ref = np.full((X, Y), 1.0 / Y) if i % 4 == 3 else rng.dirichlet(np.full(Y, 1.5), size=X)
+    # A uniform reference for a quarter of the games, decided on a stream of its own (not by i mod 4, which in the
+    # round-robin would pick one family; not from ``rng``, so the other games keep their draws).
+    uniform = np.random.default_rng([seed, FAMILIES.index(family), i, 1]).random() < 0.25
+    ref = np.full((X, Y), 1.0 / Y) if uniform else rng.dirichlet(np.full(Y, 1.5), size=X)
     prompt_probs = rng.dirichlet(np.ones(X)) if X > 1 else None
     return PreferenceGame(P, ref, prompt_probs, name=name)
