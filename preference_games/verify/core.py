@@ -90,19 +90,18 @@ def check(name: str, *, paper: str, location: str, statement: str, quick: bool =
 
 
 def checks(only: Iterable[str] | None = None) -> list[Check]:
-    """The registered checks in registration order; ``only``: names or name prefixes (``inpo/`` selects a paper)."""
+    """The registered checks in registration order; ``only``: names or name prefixes (``inpo/`` selects a paper),
+    each of which must match some check."""
     from . import modules  # noqa: F401  (importing the modules registers their checks)
 
     listed = list(_REGISTRY.values())
     if only is None:
         return listed
-    selected = []
+    matches = lambda c, pattern: c.name == pattern or c.name.startswith(pattern)  # noqa: E731
     for pattern in only:
-        hits = [c for c in listed if c.name == pattern or c.name.startswith(pattern)]
-        if not hits:
+        if not any(matches(c, pattern) for c in listed):
             raise ValueError(f"no check named {pattern!r}; `preference-games verify --list` shows them")
-        selected += [c for c in hits if c not in selected]
-    return selected
+    return [c for c in listed if any(matches(c, pattern) for pattern in only)]
 
 
 @dataclass(frozen=True)

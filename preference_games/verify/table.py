@@ -10,44 +10,45 @@ from __future__ import annotations
 import textwrap
 from collections import Counter
 
-MEASURED_WIDTH = 52
+#: Columns: (title, width to wrap at or None, right-aligned). The two prose columns wrap onto further lines.
+COLUMNS = (("result", None, False), ("paper, location", 30, False), ("measured", 52, False),
+           ("worst", None, True), ("tolerance", None, True), ("verdict", None, False))
+NOTE_WIDTH = 118
 
 
 def _number(value: float) -> str:
     return "—" if value != value else f"{value:.2e}"  # NaN (a check that raised) shows as a dash
 
 
-def format_table(results) -> str:
-    """The results as an aligned text table with the measured text wrapped, followed by every counterexample and
-    correction, and a count of verdicts."""
-    rows = [(r.check.name, f"{r.check.paper}, {r.check.location}", textwrap.wrap(r.outcome.measured, MEASURED_WIDTH)
-             or [""], _number(r.outcome.worst_error), _number(r.outcome.tolerance), r.outcome.verdict)
-            for r in results]
-    header = ("result", "paper, location", ["measured"], "worst", "tolerance", "verdict")
-    widths = [max(len(row[i]) for row in rows + [header]) for i in (0, 1)]
-    widths.insert(2, MEASURED_WIDTH)
-    widths += [max(len(row[i]) for row in rows + [header]) for i in (3, 4, 5)]
+def _cells(result) -> list[str]:
+    c, o = result.check, result.outcome
+    return [c.name, f"{c.paper}, {c.location}", o.measured, _number(o.worst_error), _number(o.tolerance), o.verdict]
 
-    def line(row) -> list[str]:
-        measured = row[2]
-        first = [row[0], row[1], measured[0], row[3], row[4], row[5]]
-        out = ["  ".join(cell.ljust(w) if i < 3 or i == 5 else cell.rjust(w)
-                         for i, (cell, w) in enumerate(zip(first, widths))).rstrip()]
-        pad = " " * (widths[0] + widths[1] + 4)
-        out += [pad + more for more in measured[1:]]
+
+def format_table(results) -> str:
+    """The results as an aligned text table (prose columns wrapped), then every correction and counterexample, and
+    a count of the verdicts."""
+    rows = [[[text] if wrap is None else textwrap.wrap(text, wrap) or [""]
+             for text, (_, wrap, _) in zip(cells, COLUMNS)]
+            for cells in [[title for title, _, _ in COLUMNS]] + [_cells(r) for r in results]]
+    widths = [wrap or max(len(row[i][0]) for row in rows) for i, (_, wrap, _) in enumerate(COLUMNS)]
+
+    def lines(row) -> list[str]:
+        height = max(len(cell) for cell in row)
+        out = []
+        for k in range(height):
+            parts = [(cell[k] if k < len(cell) else "") for cell in row]
+            out.append("  ".join(p.rjust(w) if right else p.ljust(w)
+                                 for p, w, (_, _, right) in zip(parts, widths, COLUMNS)).rstrip())
         return out
 
-    lines = line(header) + ["-" * (sum(widths) + 2 * (len(widths) - 1))]
-    for row in rows:
-        lines += line(row)
-    notes = []
-    for r in results:
-        if r.outcome.correction:
-            notes.append(f"{r.check.name}: correction: {r.outcome.correction}")
-        if r.outcome.counterexample:
-            notes.append(f"{r.check.name}: counterexample: {r.outcome.counterexample}")
+    text = lines(rows[0]) + ["-" * (sum(widths) + 2 * (len(widths) - 1))]
+    for row in rows[1:]:
+        text += lines(row)
+    notes = [f"{r.check.name}: {kind}: {getattr(r.outcome, kind)}" for r in results
+             for kind in ("correction", "counterexample") if getattr(r.outcome, kind)]
     if notes:
-        lines += [""] + [textwrap.fill(n, 118, subsequent_indent="    ") for n in notes]
+        text += [""] + [textwrap.fill(n, NOTE_WIDTH, subsequent_indent="    ") for n in notes]
     counts = Counter(r.outcome.verdict for r in results)
-    lines += ["", ", ".join(f"{n} {verdict}" for verdict, n in counts.items())]
-    return "\n".join(lines)
+    text += ["", ", ".join(f"{n} {verdict}" for verdict, n in counts.items())]
+    return "\n".join(text)
