@@ -179,7 +179,7 @@ DEMO_OUT = "preference-games-report"
 def cmd_demo(args) -> int:
     from dataclasses import asdict
 
-    from .report import DEMO_TAU, build_report
+    from .report import DEMO_TAU, VERIFY_GAMES, build_report
 
     report = build_report(Path(args.out or DEMO_OUT))
     if args.json:
@@ -208,7 +208,8 @@ def cmd_demo(args) -> int:
         "closed-form fixed point are within 1e-6 of it (the others are slower or cycle: see the report)."
     )
     verdicts = Counter(t["verdict"] for t in report.theorems)
-    print(f"\nTheorem checks (quick ones, {len(report.theorems)} results): "
+    print(f"\nTheorem checks ({len(report.theorems)} results of the papers, on the named and {VERIFY_GAMES} random "
+          "games; `preference-games verify` uses 200): "
           + ", ".join(f"{n} {verdict}" for verdict, n in verdicts.items()))
     for t in report.theorems:
         if t["verdict"] != "holds":

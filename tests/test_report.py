@@ -4,6 +4,7 @@ import base64
 import re
 
 import numpy as np
+import pytest
 
 from preference_games.algorithms import names
 from preference_games.equilibria import regularized_nash
@@ -11,9 +12,16 @@ from preference_games.games import rps_variant
 from preference_games.report import build_report, run_every_algorithm, solve_builtin_games
 
 
-def test_report_is_one_self_contained_page_with_every_game_algorithm_and_figure(tmp_path):
-    page = build_report(tmp_path, algorithm_steps=10).page
-    text = page.read_text(encoding="utf-8")
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """One small report for the tests that read it (a report runs every theorem check, which takes seconds)."""
+    out = tmp_path_factory.mktemp("report")
+    return out, build_report(out, algorithm_steps=10, verify_games=2)
+
+
+def test_report_is_one_self_contained_page_with_every_game_algorithm_and_figure(built):
+    tmp_path, report = built
+    text = report.page.read_text(encoding="utf-8")
     images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', text)
     assert len(images) == 3 and all(base64.b64decode(image).startswith(b"\x89PNG") for image in images)
     assert 'src="http' not in text and "<link" not in text  # nothing fetched from elsewhere
@@ -23,12 +31,11 @@ def test_report_is_one_self_contained_page_with_every_game_algorithm_and_figure(
         assert (tmp_path / f"{figure}.png").read_bytes().startswith(b"\x89PNG")
 
 
-def test_report_summarises_the_quick_theorem_checks_with_their_verdicts(tmp_path):
+def test_report_summarises_the_theorem_checks_with_their_verdicts(built):
     from preference_games.verify import checks
 
-    report = build_report(tmp_path, algorithm_steps=10, verify_games=2)
-    quick = [c.name for c in checks() if c.quick]
-    assert [t["name"] for t in report.theorems] == quick and quick
+    _, report = built
+    assert [t["name"] for t in report.theorems] == [c.name for c in checks()]
     text = report.page.read_text(encoding="utf-8")
     for t in report.theorems:
         assert t["verdict"] in ("holds", "fails", "holds-with-correction")
@@ -54,6 +61,7 @@ def test_demo_out_writes_the_report(tmp_path, capsys, monkeypatch):
     from preference_games.cli import main
 
     monkeypatch.setattr(report, "ALGORITHM_STEPS", 10)  # the command's content, not its budget, is under test
+    monkeypatch.setattr(report, "VERIFY_GAMES", 2)
     assert main(["demo", "--out", str(tmp_path / "demo")]) == 0
     out = capsys.readouterr().out
     assert f"{tmp_path / 'demo' / 'report.html'}" in out and "Theorem checks" in out
