@@ -299,6 +299,18 @@ fig
 """),
     md("""
 (`plot_convergence` plots against the step count s = T − 1, hence T + 1 = s + 2 in the bound's callable.)
+
+## 3. The same checks, on many games
+
+`preference_games.verify` holds one check per numbered result of the papers; `preference-games verify` runs them
+all on 200 random games. Here the two results above, on the named games and 20 random ones: the table gives what was
+measured, the worst error over every game, the tolerance and the verdict (docs/theorems.md explains each check).
+"""),
+    code("""
+from preference_games.verify import Suite, checks, run_checks
+from preference_games.verify.table import format_table
+
+print(format_table(run_checks(checks(["ipo-md/prop-4.2", "inpo/thm-4"]), Suite(games=20))))
 """),
 ]
 
