@@ -283,6 +283,15 @@ def rps_variant(*, antisymmetrize: bool = False) -> PreferenceGame:
 
 RPS_VARIANT_ACTIONS = ("rock", "scissors", "paper")
 
+#: Figure 9's settings (IPO-MD App. F, on ``rps_variant(antisymmetrize=True)`` with a uniform π_ref), shared by
+#: ``plotting.figure9_run`` and the ``ipo-md/app-F-*`` checks: the paper's τ = 0.1; the β values, the start and the
+#: step size of the exact dynamics are ours (the text gives none of them). The start is away from the uniform π_ref
+#: because π_ref is close to every fixed point, so paths from it would be invisible.
+FIGURE9_TAU = 0.1
+FIGURE9_BETAS = (0.0, 0.25, 0.5, 0.75, 1.0)
+FIGURE9_START = (0.8, 0.1, 0.1)
+FIGURE9_LR = 0.05
+
 
 def biased_rps(a: float, b: float, c: float) -> PreferenceGame:
     """Rock-paper-scissors whose unregularised equilibrium is (a, b, c)/(a + b + c).

@@ -56,17 +56,13 @@ from .algorithms.base import Algorithm, pick
 from .bounds import average_iterate_gap
 from .dynamics import Trajectory, simulate
 from .equilibria import gaps_from_log_probs, nash_lp, regularized_nash, tau_path
-from .games import PreferenceGame, rps_variant
+from .games import FIGURE9_BETAS, FIGURE9_LR, FIGURE9_START, FIGURE9_TAU, PreferenceGame, rps_variant
 from .models import TabularLogits
 from .policies import _kl
 
 #: The triangle's corners, one row per action: proj(p) = p @ CORNERS.
 CORNERS = np.array([[0.0, 0.0], [1.0, 0.0], [0.5, np.sqrt(3.0) / 2.0]])
 
-FIGURE9_BETAS = (0.0, 0.25, 0.5, 0.75, 1.0)
-FIGURE9_TAU = 0.1
-#: Figure 9's start: uniform π_ref is close to every fixed point, so the paths would be invisible from there.
-FIGURE9_START = (0.8, 0.1, 0.1)
 FIGURE9_CAPTION = (
     "IPO-MD (exact dynamics, lr {lr:g}, {steps} steps from π₀ = ({start})) on the rock-paper-scissors variant of "
     "IPO-MD Appendix F, τ = {tau:g}, uniform π_ref; stars: eq. 13 fixed point of each β. The printed matrix is not "
@@ -360,7 +356,7 @@ def plot_contours(game: PreferenceGame, tau: float, *, kind: str = "duality-gap"
 
 
 # ================================================================================================ Figure 9
-def figure9_run(*, steps: int = 400, lr: float = 0.05, start=FIGURE9_START) -> Trajectory:
+def figure9_run(*, steps: int = 400, lr: float = FIGURE9_LR, start=FIGURE9_START) -> Trajectory:
     """The dynamics of IPO-MD Figure 9: exact IPO-MD, β ∈ {0, ¼, ½, ¾, 1} batched as five configurations, τ = 0.1,
     uniform π_ref, on ``rps_variant(antisymmetrize=True)``, all from ``start``. With lr 0.05 every β is within
     1e-8 of its eq. 13 fixed point after 300 steps (measured; 1e-6 after 200).
@@ -375,7 +371,7 @@ def figure9_run(*, steps: int = 400, lr: float = 0.05, start=FIGURE9_START) -> T
     return simulate(algorithm, rps_variant(antisymmetrize=True), steps=steps, lr=lr, policy=policy)
 
 
-def plot_figure9(run: Trajectory, *, lr: float = 0.05, ax=None) -> Figure:
+def plot_figure9(run: Trajectory, *, lr: float = FIGURE9_LR, ax=None) -> Figure:
     """IPO-MD Figure 9 from :func:`figure9_run`'s trajectory, with the eq. 13 fixed point of each β and the caption.
     ``lr`` only enters the caption (pass the one the run used).
 

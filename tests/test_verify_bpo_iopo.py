@@ -5,15 +5,15 @@ import numpy as np
 import pytest
 import torch
 from scipy.special import log_softmax
+from verify_helpers import random_log_probs, run_check, two_prompt_games
 
 from preference_games.algorithms import make
 from preference_games.algorithms.iopo import clipped_weight
 from preference_games.algorithms.iopo import q_value as engine_q_value
 from preference_games.dynamics import simulate
-from preference_games.games import PreferenceGame, bradley_terry, rps_variant
 from preference_games.models import FrozenPolicy
 from preference_games.samplers import PairSampler, Roles, TabularOracle
-from preference_games.verify import FAILS, HOLDS, Suite, checks, run_checks
+from preference_games.verify import FAILS, HOLDS
 from preference_games.verify.bpo_iopo import (
     clipped,
     increments,
@@ -23,37 +23,18 @@ from preference_games.verify.bpo_iopo import (
     on_policy_bpo,
     q_value,
 )
-from preference_games.verify.exact import population_gradient
-from preference_games.verify.mirror_descent import Batch
-
-SUITE = Suite(games=8, seed=0)
-
-
-def result(name):
-    (r,) = run_checks(checks([name]), SUITE)
-    return r.outcome
-
-
-def games_of_one_shape():
-    """Two two-prompt games (RPS variant and Bradley–Terry as prompts) with their own random references."""
-    base = PreferenceGame.stack([rps_variant(antisymmetrize=True), bradley_terry([0.0, 0.5, 1.0])],
-                                prompt_probs=[0.3, 0.7])
-    return [base.with_ref(np.exp(random_log_probs(seed))) for seed in (1, 2)]
-
-
-def random_log_probs(seed, shape=(2, 3)):
-    return log_softmax(np.random.default_rng(seed).normal(size=shape), axis=-1)
+from preference_games.verify.exact import Batch, population_gradient
 
 
 # ----------------------------------------------------------------------------------------------------- verdicts
 def test_bpo_loses_the_anchor():
-    outcome = result("bpo/fixed-point")
+    outcome = run_check("bpo/fixed-point")
     assert outcome.verdict == HOLDS and outcome.worst_error < 1e-12
     assert "(0 exceptions" in outcome.measured
 
 
 def test_iopo_theorem_1_fails_and_q_leaves_the_unit_interval():
-    outcome = result("iopo/thm-1")
+    outcome = run_check("iopo/thm-1")
     assert outcome.verdict == FAILS
     assert "Q diverges" in outcome.counterexample and "(seed 0)" in outcome.counterexample
     top = float(outcome.measured.split("(max ")[1].split(",")[0])
@@ -61,13 +42,13 @@ def test_iopo_theorem_1_fails_and_q_leaves_the_unit_interval():
 
 
 def test_iopo_theorem_2_fails():
-    outcome = result("iopo/thm-2")
+    outcome = run_check("iopo/thm-2")
     assert outcome.verdict == FAILS and outcome.worst_error > 1.0
     assert "> 1" in outcome.counterexample
 
 
 def test_iopo_theorem_3_premise_fails():
-    outcome = result("iopo/thm-3")
+    outcome = run_check("iopo/thm-3")
     assert outcome.verdict == FAILS
     assert outcome.worst_error == pytest.approx(1.3)  # the clip 1 + ε binds: r > 1, against the proof's r < 1
 
@@ -76,7 +57,7 @@ def test_iopo_theorem_3_premise_fails():
 def test_ipo_gradient_is_the_engines_autograd_gradient():
     """ipo_gradient against population_gradient (autograd through the engine's loss) for BPO (pairs from and h
     against the anchor) and BPO-EMA (pairs from the policy, h against the EMA anchor), random policies."""
-    games = games_of_one_shape()
+    games = two_prompt_games(1, 2)
     batch = Batch.of(games)
     pi = np.stack([random_log_probs(3), random_log_probs(4)])
     anchor = np.stack([random_log_probs(5), random_log_probs(6)])
@@ -86,7 +67,7 @@ def test_ipo_gradient_is_the_engines_autograd_gradient():
 
 
 def test_on_policy_bpo_is_the_engines_run():
-    games = games_of_one_shape()
+    games = two_prompt_games(1, 2)
     path = on_policy_bpo(Batch.of(games), 30, 0.2, 0.1)
     run = simulate(make("bpo", tau=0.1, total_steps=30, annotations=30), games, steps=30, lr=0.2)
     np.testing.assert_allclose(path, run.log_probs, rtol=0, atol=1e-12)
@@ -95,7 +76,7 @@ def test_on_policy_bpo_is_the_engines_run():
 @pytest.mark.parametrize("steps", [1, 3])
 def test_iopo_run_is_the_engines_run(steps):
     """Phases of 1 and 3 steps (the weight frozen at the phase start): the protagonist's path equals simulate's."""
-    games = games_of_one_shape()
+    games = two_prompt_games(1, 2)
     run = iopo_run(Batch.of(games), 4, 2.0, steps)
     engine = simulate(make("iopo", protagonist_steps=steps, adversary_steps=steps), games, steps=8 * steps, lr=2.0)
     np.testing.assert_allclose(run["path"], engine.log_probs, rtol=0, atol=1e-13)
@@ -104,13 +85,13 @@ def test_iopo_run_is_the_engines_run(steps):
 
 
 def test_iopo_weight_recomputed_every_step_differs_from_the_frozen_one():
-    games = games_of_one_shape()
+    games = two_prompt_games(1, 2)
     frozen, recomputed = (iopo_run(Batch.of(games), 4, 2.0, 3, frozen) for frozen in (True, False))
     assert np.abs(frozen["path"] - recomputed["path"]).max() > 1e-6
 
 
 def test_q_value_and_clip_are_the_engines():
-    games = games_of_one_shape()
+    games = two_prompt_games(1, 2)
     batch = Batch.of(games)
     pi = np.stack([random_log_probs(7), random_log_probs(8)]) * 3.0
     pi = log_softmax(pi, axis=-1)  # sharp enough that some weights clip at 1.3 and some fall below 1

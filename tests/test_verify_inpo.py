@@ -4,17 +4,22 @@ can fail, and their helpers against independent computations (the engine, loops 
 import numpy as np
 import pytest
 import torch
+from verify_helpers import SUITE, run_check
 
 from preference_games import bounds
 from preference_games.algorithms import make
 from preference_games.dynamics import simulate
 from preference_games.equilibria import duality_gap, regularized_nash
-from preference_games.games import bradley_terry, cyclic, random_intransitive, rps_variant
+from preference_games.games import (
+    bradley_terry,
+    cyclic,
+    random_intransitive,
+    rps_variant,
+)
 from preference_games.policies import TabularPolicy
-from preference_games.verify import FAILS, HOLDS, Suite, checks, inpo, run_checks
-from preference_games.verify.exact import population_gradient, random_policies
+from preference_games.verify import FAILS, HOLDS, checks, inpo
+from preference_games.verify.exact import Batch, population_gradient, random_policies
 
-SUITE = Suite(games=8, seed=0)
 NAMES = ["inpo/eq-5", "inpo/eq-6", "inpo/lemma-2", "inpo/thm-3", "inpo/thm-4", "inpo/lemma-5", "inpo/prop-6",
          "inpo/nash-property", "inpo/dualgap-zero-only-at-nash"]
 # games of different sizes and one contextual game, with non-uniform references
@@ -22,14 +27,9 @@ GAMES = (random_intransitive(4, seed=3), bradley_terry([0.0, 0.7, -1.2], ref=[0.
          cyclic(5, strength=0.6), random_intransitive(3, seed=1, num_prompts=2))
 
 
-def run(name, suite=SUITE):
-    (result,) = run_checks(checks([name]), suite)
-    return result.outcome
-
-
 @pytest.mark.parametrize("name", NAMES)
 def test_every_check_holds_on_a_small_suite(name):
-    outcome = run(name)
+    outcome = run_check(name)
     assert outcome.verdict == HOLDS, outcome
     assert outcome.worst_error <= outcome.tolerance
     assert outcome.games == len(SUITE.games())
@@ -41,11 +41,11 @@ def test_every_check_of_the_module_is_registered_in_order():
 
 def test_identity_checks_report_round_off():
     for name in ("inpo/eq-5", "inpo/eq-6", "inpo/prop-6", "inpo/nash-property", "inpo/dualgap-zero-only-at-nash"):
-        assert run(name).worst_error < 1e-12, name
+        assert run_check(name).worst_error < 1e-12, name
 
 
 def test_theorem_4_reports_both_readings_and_c_equal_one():
-    outcome = run("inpo/thm-4")
+    outcome = run_check("inpo/thm-4")
     assert "(ours)" in outcome.measured and "η_0 = τ reading" in outcome.measured
     assert "(so C = 1)" in outcome.measured and 0 < outcome.worst_error < 0.1  # little of 8C²/η² is ever used
 
@@ -56,7 +56,7 @@ def test_theorem_3_fails_with_a_counterexample_when_the_gap_decays_too_slowly(mo
         return gaps, (0.5, "somewhere"), 0.5
 
     monkeypatch.setattr(inpo, "theorem3_tuned", slow)
-    outcome = run("inpo/thm-3")
+    outcome = run_check("inpo/thm-3")
     assert outcome.verdict == FAILS
     assert outcome.worst_error == pytest.approx(-0.3)
     assert "slope -0.300" in outcome.counterexample and SUITE.games()[0].name in outcome.counterexample
@@ -69,7 +69,7 @@ def test_eq_5_detects_a_wrong_map(monkeypatch):
         return wrong(batch, log_pi, np.asarray(eta) - np.asarray(tau), eta)
 
     monkeypatch.setattr(inpo, "_inpo_step", exponent_swapped)
-    outcome = run("inpo/eq-5")
+    outcome = run_check("inpo/eq-5")
     assert outcome.verdict == FAILS and outcome.worst_error > 1e-3 and "(τ, η)" in outcome.counterexample
 
 
@@ -77,7 +77,7 @@ def test_eq_5_detects_a_wrong_map(monkeypatch):
 def test_the_numpy_map_is_the_engine_map_on_a_padded_batch():
     """Games of 3, 4 and 5 actions in one batch (padded), constant η: 40 steps equal make("inpo") closed form."""
     games = list(GAMES[:3])
-    batch = inpo._Batch(games)
+    batch = Batch.of(games, pad=True)
     tau, eta = np.array([0.1, 0.3, 1.0]), np.array([0.5, 0.3, 4.0])
     ours = [batch.log_ref] + [f for _, _, _, f in inpo._iterates(batch, tau, inpo._constant(eta), 40)]
     for c, game in enumerate(games):
@@ -87,9 +87,28 @@ def test_the_numpy_map_is_the_engine_map_on_a_padded_batch():
         assert np.all(np.exp(np.stack(ours)[:, c, :, Y:]) == 0)
 
 
+def test_padded_batch_keeps_every_game_and_masks_the_padding():
+    """Batch.of(pad=True) on games of 3, 4 and 5 actions: on each game's own actions P(y ≻ π), in both roundings
+    (INPO's ½ + Sπ and Batch.win's Pπ), is the game's; the padding gets probability 0; without pad it refuses."""
+    games = list(GAMES[:3])
+    batch = Batch.of(games, pad=True)
+    assert batch.P.shape == (3, 1, 5, 5) and batch.support.sum(axis=(1, 2)).tolist() == [4, 3, 5]
+    rng = np.random.default_rng(8)
+    log_pi = batch.normalise(rng.normal(size=batch.log_ref.shape))
+    for c, game in enumerate(games):
+        Y = game.num_actions
+        assert np.all(log_pi[c, :, Y:] == -np.inf)
+        expected = game.preference_against(np.exp(log_pi[c, :, :Y]))
+        np.testing.assert_allclose(batch.win(log_pi)[c, :, :Y], expected, rtol=0, atol=1e-15)
+        np.testing.assert_allclose(inpo._win(batch, log_pi)[c, :, :Y], expected, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(inpo._normalise(batch, log_pi), log_pi, rtol=0, atol=1e-15)
+    with pytest.raises(ValueError, match="one number of actions"):
+        Batch.of(games)
+
+
 def test_gap_and_kl_are_the_engines():
     game = GAMES[3]  # two prompts
-    batch = inpo._Batch([game])
+    batch = Batch.of([game])
     policies = random_policies(game, 5, np.random.default_rng(0))
     for tau in (0.05, 1.0):
         gaps = inpo._gap(batch, policies[:, None], np.array([tau]))[:, 0]
@@ -103,7 +122,7 @@ def test_regret_increment_is_the_payoff_excess_plus_a_kl():
     """⟨∇ℓ_t(π_t), π_t − π*⟩ = J(π*, π_t) − ½ + τ KL(π* ‖ π_t) per prompt (the expansion in lemma_2's docstring),
     with J from its definition (_payoff) and the gradient from _gradient."""
     for game in GAMES:
-        batch = inpo._Batch([game])
+        batch = Batch.of([game])
         for tau in (0.05, 0.5):
             star = regularized_nash(game, tau).policy.log_probs
             for p in random_policies(game, 3, np.random.default_rng(1)):
@@ -118,7 +137,7 @@ def test_assumption_a_constant_times_tau_is_at_most_one_along_inpo():
     for game in GAMES:
         for tau, eta in ((0.02, 0.02), (0.1, 3.0), (2.0, 2.5)):
             run_ = simulate(make("inpo", tau=tau, eta=eta), game, mode="closed-form", steps=200)
-            batch = inpo._Batch([game])
+            batch = Batch.of([game])
             B = max(float(inpo._log_ratio_bound(batch, lp[None])[0]) for lp in run_.log_probs[:, 0])
             assert B == pytest.approx(bounds.assumption_a_constant(run_), rel=1e-12)
             assert B * tau <= 1.0
@@ -130,18 +149,18 @@ def test_theorem_3_pieces_are_the_bounds_module():
     game = GAMES[0]
     tau, eta, T = 0.2, 0.6, 60
     run_ = simulate(make("inpo", tau=tau, eta=eta), game, mode="closed-form", steps=T - 1)  # π_1 … π_T
-    batch = inpo._Batch([game])
+    batch = Batch.of([game])
     average = np.exp(run_.log_probs[:, 0]).mean(0)
     gap = inpo._gap(batch, np.log(average)[None], np.array([tau]))[0] @ game.prompt_probs
     assert gap == pytest.approx(bounds.average_iterate_gap(run_)[-1], rel=1e-12)
     B = bounds.assumption_a_constant(run_)
-    assert 2 * (eta * batch.D[0] + (4 * tau**2 * B**2 + 1) * T / eta) / T == \
+    assert 2 * (eta * inpo._reference_spread(batch)[0] + (4 * tau**2 * B**2 + 1) * T / eta) / T == \
         pytest.approx(bounds.inpo_theorem3_bound(run_)[-1], rel=1e-12)
 
 
 def test_one_step_excess_is_negative_for_a_large_contraction_and_flags_a_jump():
     game = GAMES[0]
-    batch = inpo._Batch([game])
+    batch = Batch.of([game])
     tau, eta = np.array([0.2]), np.array([1.0])
     star = regularized_nash(game, 0.2).policy.log_probs[None]
     start = random_policies(game, 1, np.random.default_rng(2))
@@ -209,7 +228,7 @@ def test_eq7_and_eq8_against_loops_over_pairs(game):
     rng = np.random.default_rng(4)
     log_pi_t, log_pi = random_policies(game, 2, rng)
     tau, eta = 0.2, 0.7
-    batch = inpo._Batch([game])
+    batch = Batch.of([game])
     ours = inpo.eq7_loss(batch, torch.tensor(log_pi[None]), log_pi_t[None], np.array([tau]), np.array([eta]))
     assert float(ours[0]) == pytest.approx(_eq7_by_loops(game, log_pi, log_pi_t, tau, eta), rel=1e-12)
     engine = population_gradient(make("inpo", tau=tau, eta=eta), [game], log_pi[None], anchor=log_pi_t[None])[0]
@@ -230,7 +249,7 @@ def test_prop_6_constant_is_the_derived_one():
 
 def test_lemma_5_measures_see_a_zero_residual_and_positive_curvature():
     game = rps_variant(antisymmetrize=True)
-    batch = inpo._Batch([game, game])
+    batch = Batch.of([game, game])
     configs = [(0.1, 0.3), (0.5, 0.5)]
     log_pi_t = random_policies(game, 2, np.random.default_rng(6))
     residual, gradient, identity, lowest, second, first = inpo.lemma5_measures(batch, configs, log_pi_t,
@@ -248,7 +267,7 @@ def test_the_gradient_norm_step_of_lemma_2s_proof_is_false_in_general():
     |∇| ≈ 1 + τ(B − 1) = 1.49 > √(4τ²B² + 1) = √2 (τ = 0.01, B = 50). The oscillation bound 1 + 2τB of our repair
     holds."""
     game = bradley_terry([30.0, 0.0, 0.0])  # action 0 beats the others with probability 1 − 1e-13
-    batch = inpo._Batch([game])
+    batch = Batch.of([game])
     log_pi_t = np.log(np.array([[np.exp(-50.0) / 3, 0.5, 0.5]]))
     log_pi_t = log_pi_t - np.logaddexp.reduce(log_pi_t, axis=-1, keepdims=True)
     tau = 0.01

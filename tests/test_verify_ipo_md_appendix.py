@@ -4,22 +4,23 @@ the numbers they report, that they can fail, and their helpers against independe
 import numpy as np
 import pytest
 import torch
+from verify_helpers import run_check
 
 from preference_games import fixed_points
 from preference_games.algorithms import make
 from preference_games.equilibria import regularized_nash
-from preference_games.games import PreferenceGame, bradley_terry, random_intransitive, rock_paper_scissors, rps_variant
+from preference_games.games import (
+    PreferenceGame,
+    bradley_terry,
+    random_intransitive,
+    rock_paper_scissors,
+    rps_variant,
+)
 from preference_games.policies import TabularPolicy
-from preference_games.verify import CORRECTED, FAILS, HOLDS, Suite, checks, run_checks
+from preference_games.verify import CORRECTED, FAILS, HOLDS, Suite, checks
 from preference_games.verify import ipo_md_appendix as appendix
-from preference_games.verify.exact import population_gradient, random_policies
-
-SUITE = Suite(games=8, seed=0)
-
-
-def run(name, suite=SUITE):
-    (result,) = run_checks(checks([name]), suite)
-    return result.outcome
+from preference_games.verify.exact import Batch, population_gradient, random_policies
+from preference_games.verify.suite import with_unregularised_references
 
 
 def sigmoid(t):
@@ -30,7 +31,7 @@ def sigmoid(t):
 @pytest.mark.parametrize("name", ["ipo-md/prop-E.1", "ipo-md/example-E.1", "ipo-md/lemma-G.3", "ipo-md/lemma-G.5",
                                   "ipo-md/thm-G.6", "ipo-md/remark-G.8", "ipo-md/remark-G.9", "ipo-md/app-F-figure-9"])
 def test_checks_that_hold(name):
-    outcome = run(name)
+    outcome = run_check(name)
     assert outcome.verdict == HOLDS, outcome
     assert outcome.worst_error <= outcome.tolerance
 
@@ -43,31 +44,31 @@ def test_every_check_of_the_module_is_registered_in_order():
 
 
 def test_prop_E_1_finds_the_condition_unnecessary():
-    outcome = run("ipo-md/prop-E.1")
+    outcome = run_check("ipo-md/prop-E.1")
     always = float(outcome.measured.split("over ALL instances = ")[1].split(" ")[0])
     assert always < 0  # Var_c < Var_nc on every instance, eq. 14 or not
 
 
 def test_example_E_1_reports_the_exact_values_inside_the_intervals():
-    outcome = run("ipo-md/example-E.1")
+    outcome = run_check("ipo-md/example-E.1")
     assert "E[ĝ_nc²] = 0.250" in outcome.measured and "E[ĝ_c²] = 0.12" in outcome.measured
     assert outcome.tolerance == 1.0
 
 
 def test_lemma_G_5_characterises_eq_19_by_the_reference():
-    outcome = run("ipo-md/lemma-G.5")
+    outcome = run_check("ipo-md/lemma-G.5")
     assert "exactly where p(y ≻ π_ref) ≡ ½" in outcome.measured
     assert "disagree in 0" in outcome.measured
 
 
 def test_thm_G_6_meets_the_three_eighths_bound():
-    outcome = run("ipo-md/thm-G.6")
+    outcome = run_check("ipo-md/thm-G.6")
     ratio = float(outcome.measured.split("max|residual|/|p − ½| = ")[1].split(" ")[0])
     assert 0.375 <= ratio < 0.4
 
 
 def test_thm_G_7_holds_for_dpo_not_for_ipo():
-    outcome = run("ipo-md/thm-G.7")
+    outcome = run_check("ipo-md/thm-G.7")
     assert outcome.verdict == CORRECTED, outcome
     assert "offline DPO" in outcome.correction and "eq. 7" in outcome.correction
     smallest_ipo = float(outcome.measured.split("offline IPO at π_r: residual from ")[1].split(" ")[0])
@@ -80,23 +81,23 @@ def test_thm_G_7_fails_for_a_wrong_solution(monkeypatch):
         return TabularPolicy.from_logits(game.ref.log_probs + rewards / (2 * tau))
 
     monkeypatch.setattr(fixed_points, "kl_regularized_reward_maximiser", half_temperature)
-    outcome = run("ipo-md/thm-G.7")
+    outcome = run_check("ipo-md/thm-G.7")
     assert outcome.verdict == FAILS and "bradley-terry" in outcome.counterexample
 
 
 def test_remark_G_9_fails_when_the_engine_names_an_offline_optimum(monkeypatch):
     monkeypatch.setattr(fixed_points, "offline_ipo", lambda game, tau, data: game.ref)
-    assert run("ipo-md/remark-G.9").verdict == FAILS
+    assert run_check("ipo-md/remark-G.9").verdict == FAILS
 
 
 def test_app_F_reports_figure_9():
-    outcome = run("ipo-md/app-F-figure-9")
+    outcome = run_check("ipo-md/app-F-figure-9")
     assert "TV(limit, NE_τ) = [0.0, 0.0075, 0.0188, 0.0319, 0.0592]" in outcome.measured
     assert "turns per e-fold = [0.336, 0.252, 0.168, 0.084, 0.0]" in outcome.measured
 
 
 def test_app_F_fails_beyond_figure_9_with_a_named_counterexample():
-    outcome = run("ipo-md/app-F-random", Suite(games=4, seed=0))
+    outcome = run_check("ipo-md/app-F-random", Suite(games=4, seed=0))
     assert outcome.verdict == FAILS
     assert outcome.counterexample.startswith("intransitive-3#2 (seed 0): TV(π*_β, NE_τ)")
     assert "intransitive-3#3 (seed 0): turns per e-fold" in outcome.counterexample
@@ -193,7 +194,7 @@ def test_ipo_md_field_is_the_engines_gradient():
     betas = np.array([0.0, 0.4, 1.0])
     log_pi = random_policies(games[0], 3, np.random.default_rng(3))
     _, grad = population_gradient(make("ipo-md", tau=0.2, beta=betas), games, log_pi)
-    mine = appendix.ipo_md_field(torch.as_tensor(log_pi), games, betas, 0.2).numpy()
+    mine = appendix.ipo_md_field(torch.as_tensor(log_pi), Batch.of(games), betas, 0.2).numpy()
     assert np.abs(grad - mine).max() < 1e-12
 
 
@@ -225,9 +226,18 @@ def test_winding_counts_the_turns_of_a_spiral():
 
 
 def test_random_game_families_are_reproducible():
-    first, again = appendix.three_action_games(Suite(games=5, seed=3)), appendix.three_action_games(Suite(5, 3))
+    first, again = Suite(games=5, seed=3).three_action_games(), Suite(5, 3).three_action_games()
     assert [g.name for g in first][:2] == ["intransitive-3#0 (seed 3)", "intransitive-3#1 (seed 3)"]
     assert all(np.array_equal(a.P, b.P) and np.array_equal(a.ref.probs, b.ref.probs) for a, b in zip(first, again))
-    assert np.allclose(first[3].ref.probs, 1 / 3)
-    cases = appendix.two_action_games(Suite(games=2, seed=0))
+    assert np.allclose(first[3].ref.probs, 1 / 3) and not np.allclose(first[2].ref.probs, 1 / 3)
+    cases = Suite(games=2, seed=0).two_action_games()
     assert len(cases) == 403 and any(g.P[0, 0, 1] == 0.5 for g, _ in cases)
+    assert cases[-1][0].name == "2-action#1 (seed 0)" and 0.01 <= cases[-1][1] <= 10
+
+
+def test_unregularised_references_are_equilibria_of_their_games():
+    games = Suite(games=4, seed=0).games()
+    moved = with_unregularised_references(games)
+    assert moved and all(g.name.endswith(" with π_ref = NE_0") for g in moved)
+    for game in moved:  # π_ref = NE_0: nothing beats the reference, so p(y ≻ π_ref) = ½ on its support
+        assert np.abs(np.where(game.support, game.preference_against(game.ref) - 0.5, 0.0)).max() < 1e-9

@@ -6,49 +6,26 @@ import numpy as np
 import pytest
 from scipy.optimize import minimize
 from scipy.special import log_softmax
+from verify_helpers import run_check, two_prompt_games, with_random_ref
 
 from preference_games.algorithms import make
 from preference_games.dynamics import simulate
 from preference_games.equilibria import best_response, duality_gap
-from preference_games.games import (
-    PreferenceGame,
-    bradley_terry,
-    random_intransitive,
-    rps_variant,
-)
+from preference_games.games import PreferenceGame, random_intransitive
 from preference_games.policies import TabularPolicy
-from preference_games.verify import CORRECTED, FAILS, HOLDS, Suite, checks, run_checks
+from preference_games.verify import CORRECTED, HOLDS
+from preference_games.verify.exact import Batch
 from preference_games.verify.mirror_descent import (
-    Batch,
     munos_eta,
     nash_md_map,
     regression_minimiser,
     sppo_map,
-    verdict,
-    worst,
 )
-
-SUITE = Suite(games=8, seed=0)
-
-
-def result(name):
-    (r,) = run_checks(checks([name]), SUITE)
-    return r.outcome
-
-
-def two_prompt_game() -> PreferenceGame:
-    return PreferenceGame.stack([rps_variant(antisymmetrize=True), bradley_terry([0.0, 0.5, 1.0])],
-                                prompt_probs=[0.3, 0.7])
-
-
-def game_with_ref(game, seed):
-    ref = np.exp(log_softmax(np.random.default_rng(seed).normal(size=game.ref.shape), axis=-1))
-    return game.with_ref(ref)
 
 
 # ----------------------------------------------------------------------------------------------------- verdicts
 def test_nash_md_constant_step_converges_to_the_eq_13_point_not_to_the_equilibrium():
-    outcome = result("nash-md/last-iterate")
+    outcome = run_check("nash-md/last-iterate")
     assert outcome.verdict == CORRECTED
     assert outcome.worst_error < 1e-10
     assert "(seed 0)" in outcome.counterexample and "KL(π*_τ ‖ π_T)" in outcome.counterexample
@@ -57,7 +34,7 @@ def test_nash_md_constant_step_converges_to_the_eq_13_point_not_to_the_equilibri
 
 
 def test_nash_md_decreasing_step_meets_the_one_over_t_bound():
-    outcome = result("nash-md/decreasing-step")
+    outcome = run_check("nash-md/decreasing-step")
     assert outcome.verdict == HOLDS
     assert 0 < outcome.worst_error < 1e-3
     exponent = float(outcome.measured.split("fitted exponent of KL in t max ")[1].split()[0])
@@ -65,30 +42,23 @@ def test_nash_md_decreasing_step_meets_the_one_over_t_bound():
 
 
 def test_sppo_update_is_eq_60_and_minimises_eq_61():
-    outcome = result("sppo/multiplicative-update")
+    outcome = run_check("sppo/multiplicative-update")
     assert outcome.verdict == HOLDS and outcome.worst_error < 1e-12
     offset = float(outcome.measured.split("by up to ")[1].split()[0])
     assert 1e-6 < offset < 0.1  # the 1/(2η) approximation moves the loss-based minimiser, but not much
 
 
 def test_sppo_average_iterate_obeys_the_hedge_bound():
-    outcome = result("sppo/average-iterate")
+    outcome = run_check("sppo/average-iterate")
     assert outcome.verdict == HOLDS
     assert 0.5 < outcome.worst_error <= 1.0  # the bound is nearly tight on a Bradley–Terry game
 
 
 # --------------------------------------------------------------------------------------------- helper functions
-def test_verdict_and_worst():
-    assert verdict(True, True) == HOLDS
-    assert verdict(False, True) == CORRECTED
-    assert verdict(True, False) == FAILS and verdict(False, False) == FAILS
-    assert worst([np.array([1.0, 3.0]), np.array([2.0])], [["a", "b"], ["c"]]) == (3.0, "b")
-
-
 def test_batch_gap_and_kl_agree_with_the_engine():
     """Batch.gap0 against equilibria.duality_gap(τ = 0) and Batch.kl against TabularPolicy.kl, on two games of one
     shape with their own references and a non-uniform prompt distribution."""
-    games = [game_with_ref(two_prompt_game(), seed) for seed in (1, 2)]
+    games = two_prompt_games(1, 2)
     batch = Batch.of(games)
     rng = np.random.default_rng(3)
     pi, q = (log_softmax(rng.normal(size=(2, 2, 3)), axis=-1) for _ in range(2))
@@ -101,7 +71,7 @@ def test_batch_gap_and_kl_agree_with_the_engine():
 @pytest.mark.parametrize("eta", [0.2, 1.0])
 def test_numpy_nash_md_map_is_the_engines(eta):
     """Constant η: 30 maps of nash_md_map equal the engine's closed-form Nash-MD (make("nash-md")) to round-off."""
-    games = [game_with_ref(two_prompt_game(), seed) for seed in (4, 5)]
+    games = two_prompt_games(4, 5)
     batch = Batch.of(games)
     run = simulate(make("nash-md", tau=0.1, eta=eta), games, mode="closed-form", steps=30)
     log_pi = batch.log_ref
@@ -113,7 +83,7 @@ def test_numpy_nash_md_map_is_the_engines(eta):
 def test_first_decreasing_step_is_the_best_response_to_the_reference():
     """η_0 = τ: the mixture is π_ref itself, so π_1 = π_ref exp(p(y ≻ π_ref)/τ)/Z = BR_τ(π_ref)."""
     assert munos_eta(0.3, 0) == pytest.approx(0.3) and munos_eta(0.3, 2) == pytest.approx(0.6)
-    game = game_with_ref(random_intransitive(4, seed=2), 6)
+    game = with_random_ref(random_intransitive(4, seed=2), 6)
     batch = Batch.of([game])
     first = nash_md_map(batch, batch.log_ref, 0.3, munos_eta(0.3, 0))
     np.testing.assert_allclose(first[0], best_response(game, game.ref, 0.3).log_probs, rtol=0, atol=1e-14)

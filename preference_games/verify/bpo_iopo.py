@@ -25,9 +25,10 @@ from ..algorithms import make
 from ..dynamics import simulate
 from ..equilibria import nash_lp, regularized_nash
 from .core import FAILS, HOLDS, Outcome, check
-from .exact import population_gradient, random_policies
-from .mirror_descent import Batch, batches, sppo_map, worst
+from .exact import Batch, batches, population_gradient, random_policies
+from .mirror_descent import sppo_map
 from .suite import Suite
+from .worst import Worst, namer
 
 BPO = "BPO (Xu et al.)"
 IOPO = "IOPO (Wang et al.)"
@@ -56,7 +57,7 @@ def ipo_gradient(batch: Batch, log_pi: np.ndarray, log_anchor: np.ndarray, log_s
     w = d0 ν(y) ν(y') (ℓ(h) = (h − 1/(2τ))²), and G(y, z) = −G(z, y). On-policy (a = ν = π, u ≡ 0) it is
     −(2/τ) d0 π (2 p(z ≻ π) − 1)."""
     nu = np.exp(log_source)
-    u = batch.finite(log_pi - log_anchor)
+    u = batch.inside(log_pi - log_anchor)
     centred = u - (nu * u).sum(axis=-1, keepdims=True)
     return 2.0 * batch.d0[..., None] * nu * (2.0 * centred - (2.0 * batch.win(log_source) - 1.0) / tau)
 
@@ -67,7 +68,7 @@ def on_policy_bpo(batch: Batch, steps: int, lr: float, tau: float) -> np.ndarray
     path = [batch.log_ref]
     for _ in range(steps):
         log_pi = path[-1]
-        path.append(batch.normalise(batch.finite(log_pi) - lr * ipo_gradient(batch, log_pi, log_pi, log_pi, tau)))
+        path.append(batch.normalise(batch.inside(log_pi) - lr * ipo_gradient(batch, log_pi, log_pi, log_pi, tau)))
     return np.stack(path)
 
 
@@ -97,14 +98,15 @@ def bpo_fixed_point(suite):
     (DualGap_0(π_ref) ≤ BPO_TOL) and in no other; (iv) with anchor π_b the gradient vanishes at the SPPO step
     π_b exp(p(y ≻ π_b)/τ)/Z (the IPO loss is convex in the logits, so this is the phase's minimiser).
     Errors are τ·|∇| (unit scale); tolerance BPO_TOL; the first REPLAY engine steps of on-policy BPO must match the
-    numpy run (else the check raises). Reported (what the rest points do to the dynamics): on-policy BPO at lr BPO_LR for BPO_STEPS steps
-    and phase-solved BPO for BPO_PHASES phases, from π_ref — their KL to π_ref against NE_τ's, their unregularised
-    gap, and how far the gap still swings over the second half of the run."""
+    numpy run (else the check raises). Reported (what the rest points do to the dynamics): on-policy BPO at lr
+    BPO_LR for BPO_STEPS steps and phase-solved BPO for BPO_PHASES phases, from π_ref — their KL to π_ref against
+    NE_τ's, their unregularised gap, and how far the gap still swings over the second half of the run."""
     games = suite.games()
-    rng = np.random.default_rng([suite.seed, 5])
+    rng = suite.rng(5)
     on_policy = make("bpo", tau=BPO_TAU, total_steps=1, annotations=1)
     ema = make("bpo-ema", tau=BPO_TAU)
-    errors, mismatched, off_rest, names = [], [], [], []
+    worst = Worst("error", "closest", start=-np.inf)
+    mismatched = []
     farther, gaps, swings, phase_gaps, phase_swings = [], [], [], [], []
     for batch in batches(games):
         group = list(batch.games)
@@ -121,12 +123,12 @@ def bpo_fixed_point(suite):
         at_star = (2.0 * batch.d0[..., None] * np.exp(star) * np.abs(2.0 * batch.win(star) - 1.0)).max(axis=(1, 2))
         ref_is_ne0 = batch.gap0(batch.log_ref) <= BPO_TOL
         mismatched.append((at_star <= BPO_TOL) != ref_is_ne0)
-        off_rest.append(np.where(ref_is_ne0, np.inf, at_star))
+        worst.update("closest", -np.where(ref_is_ne0, np.inf, at_star), namer(batch.games))
         _, grad_phase = population_gradient(on_policy, group, sppo_map(batch, anchor, BPO_TAU), anchor=anchor)
         path = on_policy_bpo(batch, BPO_STEPS, BPO_LR, BPO_TAU)
         require_replay(batch, "bpo", {"tau": BPO_TAU, "total_steps": REPLAY, "annotations": REPLAY}, path, BPO_LR)
-        errors.append(np.maximum.reduce([BPO_TAU * identity.max(axis=(1, 2)), rest0.max(axis=(1, 2)),
-                                         BPO_TAU * np.abs(grad_phase).max(axis=(1, 2))]))
+        worst.update("error", np.maximum.reduce([BPO_TAU * identity.max(axis=(1, 2)), rest0.max(axis=(1, 2)),
+                                                 BPO_TAU * np.abs(grad_phase).max(axis=(1, 2))]), namer(batch.games))
         farther.append(batch.kl(path[-1], batch.log_ref) > batch.kl(star, batch.log_ref))
         gap = batch.gap0(path[BPO_STEPS // 2:])
         gaps.append(gap[-1])
@@ -137,10 +139,9 @@ def bpo_fixed_point(suite):
         phase_gap = batch.gap0(np.stack(phases[BPO_PHASES // 2:]))
         phase_gaps.append(phase_gap[-1])
         phase_swings.append(phase_gap.max(axis=0) - phase_gap.min(axis=0))
-        names.append(batch.names)
-    error, where = worst(errors, names)
+    error, where = worst["error"]
     mismatch = int(np.concatenate(mismatched).sum())
-    closest, _ = worst([-v for v in off_rest], names)
+    closest = worst.value["closest"]
     farther, gaps, swings = np.concatenate(farther), np.concatenate(gaps), np.concatenate(swings)
     phase_gaps, phase_swings = np.concatenate(phase_gaps), np.concatenate(phase_swings)
     ok = error <= BPO_TOL and mismatch == 0
@@ -190,9 +191,9 @@ def iopo_gradient(batch: Batch, P: np.ndarray, pairs: np.ndarray, agent: np.ndar
     h = u(y) − u(y'), u = log agent − log opponent, r(y) = clipped start(y)/opponent(y) (the weight of the pair
     whose loser is y), w = ``pairs`` [G, X, Y, Y]; P: the agent's labels (Pᵀ for the adversary). The chain rule
     through h gives Σ_{y'} G(z, y') − Σ_y G(y, z), G = w[p r(y')ℓ'(h) − (1 − p) r(y)ℓ'(−h)], ℓ'(h) = −τσ(−τh)."""
-    u = batch.finite(agent - opponent)
+    u = batch.inside(agent - opponent)
     h = u[..., :, None] - u[..., None, :]
-    r = clipped(batch.finite(start - opponent), epsilon)
+    r = clipped(batch.inside(start - opponent), epsilon)
     G = pairs * (P * r[..., None, :] * (-tau * expit(-tau * h)) - (1.0 - P) * r[..., :, None] * (-tau * expit(tau * h)))
     return G.sum(axis=-1) - G.sum(axis=-2)
 
@@ -200,7 +201,7 @@ def iopo_gradient(batch: Batch, P: np.ndarray, pairs: np.ndarray, agent: np.ndar
 def q_value(batch: Batch, pairs: np.ndarray, pi: np.ndarray, nu: np.ndarray, tau: float, epsilon: float):
     """Theorem 1's Q_μ: the data mean of eq. 13, σ(τh)/r(y_l), h and r of the protagonist against the adversary,
     soft-labelled over both orders (as ``algorithms.iopo.q_value``): [G]."""
-    u = batch.finite(pi - nu)
+    u = batch.inside(pi - nu)
     h = u[..., :, None] - u[..., None, :]
     r = clipped(u, epsilon)
     q = batch.P * expit(tau * h) / r[..., None, :] + (1.0 - batch.P) * expit(-tau * h) / r[..., :, None]
@@ -221,15 +222,15 @@ def iopo_run(batch: Batch, iterations: int, lr: float, steps: int = 1, frozen: b
     Q, path, weights = [q_value(batch, pairs, pi, nu, tau, epsilon)], [pi], []
     for _ in range(iterations):
         start = pi
-        weights.append(clipped(batch.finite(start - nu), epsilon))
+        weights.append(clipped(batch.inside(start - nu), epsilon))
         for _ in range(steps):
             grad = iopo_gradient(batch, batch.P, pairs, pi, nu, start if frozen else pi, tau, epsilon)
-            pi = batch.normalise(batch.finite(pi) - lr * grad)
+            pi = batch.normalise(batch.inside(pi) - lr * grad)
             path.append(pi)
         start = nu
         for _ in range(steps):
             grad = iopo_gradient(batch, reversed_labels, pairs, nu, pi, start if frozen else nu, tau, epsilon)
-            nu = batch.normalise(batch.finite(nu) - lr * grad)
+            nu = batch.normalise(batch.inside(nu) - lr * grad)
             path.append(pi)
         Q.append(q_value(batch, pairs, pi, nu, tau, epsilon))
     return {"Q": np.stack(Q), "path": np.stack(path), "r": np.stack(weights)}
@@ -245,8 +246,6 @@ def iopo_runs(n: int, seed: int) -> tuple:
         require_replay(batch, "iopo", {"tau": IOPO_TAU, "epsilon": IOPO_EPSILON}, run["path"], IOPO_LR)
         runs.append((batch, run))
     return tuple(runs)
-
-
 
 
 def last_turn(increments: np.ndarray, offset: int) -> int:
@@ -270,7 +269,8 @@ def iopo_theorem_1(suite):
     iterations is diverging. Also reported: the largest Q (the proof's Q ∈ [0, 1]). Verdict fails if either the
     monotonicity or the convergence is violated in some game."""
     runs = iopo_runs(suite.n, suite.seed)
-    amounts, flips, diverging, tops, finals, names = [], [], [], [], [], []
+    worst = Worst("amount", "top", start=-np.inf)
+    amounts, flips, diverging, tops, finals = [], [], [], [], []
     half = IOPO_ITERATIONS // 2
     for batch, run in runs:
         dQ = increments(run["Q"])  # [T, G]
@@ -281,14 +281,14 @@ def iopo_theorem_1(suite):
         diverging.append(np.all(tail > 0, axis=0) & np.all(np.diff(tail, axis=0) > 0, axis=0))
         tops.append(run["Q"].max(axis=0))
         finals.append(run["Q"])
-        names.append(batch.names)
-    amount, where = worst(amounts, names)
-    all_names = [n for group in names for n in group]
+        worst.update("amount", amounts[-1], namer(batch.games))
+        worst.update("top", tops[-1], namer(batch.games))
+    (amount, where), (top, top_where) = worst["amount"], worst["top"]
+    all_names = [n for batch, _ in runs for n in batch.names]
     i = all_names.index(where)
     Q_all = np.concatenate(finals, axis=1)  # [T + 1, games]
     turn = [t for group in flips for t in group][i]
     diverging = np.concatenate(diverging)
-    top, top_where = worst(tops, names)
     j = all_names.index(top_where)
     nonmonotone = int((np.concatenate(amounts) > 1e-12).sum())
     parts = []
@@ -319,16 +319,17 @@ def iopo_theorem_2(suite):
     against r recomputed at every step, same lr; the movement left in the second half, Σ_{t > T/2} |ΔQ_t|, is
     compared per game (smaller = closer to converged) and the games where the frozen weight is slower are counted."""
     runs = iopo_runs(suite.n, suite.seed)
-    ratios, shrinking, where_t, names, slower, margin = [], [], [], [], [], []
+    worst = Worst("ratio", "shrinking", start=-np.inf)
+    where_t, slower, margin = [], [], []
     for batch, run in runs:
         dQ = increments(run["Q"])
         a, b = dQ[:-1], dQ[1:]
         same = a * b > 0
         ratio = np.where(same, a / np.where(same, b, 1.0), -np.inf)
-        ratios.append(ratio.max(axis=0))
+        worst.update("ratio", ratio.max(axis=0), namer(batch.games))
         # the counterexample shown: the largest absolute shrink between two increments of the same sign
         visible = np.where(ratio > 1.0, np.abs(a) - np.abs(b), -np.inf)
-        shrinking.append(visible.max(axis=0))
+        worst.update("shrinking", visible.max(axis=0), namer(batch.games))
         where_t.append(visible.argmax(axis=0) + 1)
         left = {}
         for frozen in (True, False):
@@ -336,10 +337,8 @@ def iopo_theorem_2(suite):
             left[frozen] = np.abs(phased[PHASE_ITERATIONS // 2:]).sum(axis=0)
         slower.append(left[True] > left[False])
         margin.append(np.stack([left[True], left[False]], axis=1))
-        names.append(batch.names)
-    ratio, where = worst(ratios, names)
-    _, shown = worst(shrinking, names)
-    all_names = [n for group in names for n in group]
+    (ratio, where), shown = worst["ratio"], worst.where["shrinking"]
+    all_names = [n for batch, _ in runs for n in batch.names]
     i = all_names.index(shown)
     t = int(np.concatenate(where_t)[i])
     Q_i = np.concatenate([run["Q"] for _, run in runs], axis=1)[:, i]
@@ -367,10 +366,11 @@ def iopo_theorem_3(suite):
     negative, α = 1 — every pair at the first iteration, where π = ν and r ≡ 1 — makes it undefined) and the
     largest Q, a lower bound on R."""
     runs = iopo_runs(suite.n, suite.seed)
-    tops, where_t, above, below, first, names, q_top = [], [], [], [], [], [], []
+    worst = Worst("top", "Q", start=-np.inf)
+    where_t, above, below, first = [], [], [], []
     for batch, run in runs:
         r = np.where(batch.support, run["r"], 0.0)  # [T, G, X, Y]: the weight of pairs whose loser is y
-        tops.append(r.max(axis=(0, 2, 3)))
+        worst.update("top", r.max(axis=(0, 2, 3)), namer(batch.games))
         for g in range(len(batch.games)):
             t, x, y = np.unravel_index(np.argmax(r[:, g]), r[:, g].shape)
             where_t.append((int(t) + 1, int(x), int(y)))  # iterations count from 1
@@ -378,12 +378,10 @@ def iopo_theorem_3(suite):
         above.append(((log_alpha > 0) & batch.support).sum())
         below.append(((log_alpha < 0) & batch.support).sum())
         first.append(np.abs(np.where(batch.support, run["r"][0] - 1.0, 0.0)).max())
-        q_top.append(run["Q"].max(axis=0))
-        names.append(batch.names)
-    top, where = worst(tops, names)
-    all_names = [n for group in names for n in group]
+        worst.update("Q", run["Q"].max(axis=0), namer(batch.games))
+    (top, where), (q_max, q_where) = worst["top"], worst["Q"]
+    all_names = [n for batch, _ in runs for n in batch.names]
     t, x, y = where_t[all_names.index(where)]
-    q_max, q_where = worst(q_top, names)
     ok = top <= 1.0
     return Outcome(
         f"max r^t = {top:.4g} ({where}); after {IOPO_ITERATIONS} iterations α > 1 (R/(1 − α) < 0) on "

@@ -12,10 +12,10 @@ Indexing: INPO starts at π_1 = π_ref; our step s is INPO's π_{s+1}, so INPO's
 (as in :mod:`preference_games.bounds`). Every claim is per prompt; scalar quantities are d0-expectations.
 
 The trajectory checks run eq. 5 in numpy, vectorised over all games with one number of prompts (smaller games padded
-with actions outside the support) and all (τ, η) configurations at once (``_Batch``, ``_iterates``): a step costs a
-few array operations instead of a torch step per shape, which is what keeps the horizons of Theorems 3 and 4 within
-budget. That this numpy map *is* the engine's ``make("inpo")`` closed-form
-map is part of ``inpo/eq-5`` (one step from random policies) and of ``inpo/thm-4`` (whole Theorem 4 schedules).
+with actions outside the support: ``Batch.of(..., pad=True)``) and all (τ, η) configurations at once (``_iterates``):
+a step costs a few array operations instead of a torch step per shape, which is what keeps the horizons of Theorems 3
+and 4 within budget. That this numpy map *is* the engine's ``make("inpo")`` closed-form map is part of ``inpo/eq-5``
+(one step from random policies) and of ``inpo/thm-4`` (whole Theorem 4 schedules).
 
 Derived fact used throughout (ours, not the paper's): along an INPO trajectory from π_ref with η_t ≥ τ,
 B·τ ≤ 1, so C = max(Bτ, 1) = 1. Proof: u = log π_t/π_ref has oscillation osc(u_{t+1}) ≤ (1 − τ/η) osc(u_t) +
@@ -36,7 +36,8 @@ from ..equilibria import duality_gap, gaps_from_log_probs, regularized_nash
 from ..models import TabularLogits
 from ..policies import TabularPolicy
 from .core import FAILS, HOLDS, Outcome, check, judged
-from .exact import by_shape, population_gradient, random_policies
+from .exact import Batch, by_shape, column, population_gradient, random_policies
+from .worst import Worst, namer
 
 PAPER = "INPO"
 #: KL temperatures every check sweeps (as in the IPO-MD checks).
@@ -57,79 +58,39 @@ RATE_TOL = 0.0
 IDENTITY_TOL = 1e-10
 #: A duality gap at or below this is the solver's precision: the policy is the equilibrium to within it.
 GAP_FLOOR = 1e-12
+#: INPO's checks draw from ``suite.rng(STREAM, tag)``: streams of their own, apart from the other modules' tags.
+STREAM = 2024
 
 
 # ================================================================================================ numpy engine
-class _Batch:
-    """Games with one number of prompts X, one configuration per entry (a game may repeat), stacked: S [C, X, Y, Y],
-    log π_ref [C, X, Y] (−inf off the support), support [C, X, Y], d0 [C, X]. Games with fewer actions than Y are
-    padded with actions outside the support (probability 0 throughout, S = 0), so that games of different sizes
-    run as one batch; every computation here masks by the support."""
-
-    def __init__(self, games):
-        self.games = list(games)
-        if len({g.num_prompts for g in self.games}) != 1:
-            raise ValueError("a batch needs games with one number of prompts")
-        self.width = max(g.num_actions for g in self.games)
-        # stack each distinct game once, then index: a batch repeats every game once per configuration
-        distinct = list({id(g): g for g in self.games}.values())
-        position = {id(g): j for j, g in enumerate(distinct)}
-        entries = np.array([position[id(g)] for g in self.games])
-        X, W = self.games[0].num_prompts, self.width
-        S, support = np.zeros((len(distinct), X, W, W)), np.zeros((len(distinct), X, W), dtype=bool)
-        for j, g in enumerate(distinct):
-            S[j, :, :g.num_actions, :g.num_actions] = g.S
-            support[j, :, :g.num_actions] = g.support
-        self.S, self.support = S[entries], support[entries]
-        self.log_ref = self.pad([g.ref.log_probs for g in distinct])[entries]
-        self.d0 = np.stack([g.prompt_probs for g in distinct])[entries]
-        # D = max_π KL(π ‖ π_1) = log 1/min π_ref (Lemma 2), over prompts as in bounds.inpo_theorem3_bound
-        self.D = np.array([-np.log(g.ref.probs[g.support].min()) for g in distinct])[entries]
-
-    def head(self, n):
-        """The first ``n`` entries, as a batch (views, no copies)."""
-        view = object.__new__(_Batch)
-        view.games, view.width = self.games[:n], self.width
-        view.S, view.support, view.log_ref, view.d0, view.D = (a[:n] for a in (self.S, self.support, self.log_ref,
-                                                                              self.d0, self.D))
-        return view
-
-    def pad(self, log_probs):
-        """Log-probabilities [X, Y_c], one per entry, stacked to [C, X, Y] (−inf on the padding)."""
-        out = np.full((len(log_probs),) + log_probs[0].shape[:-1] + (self.width,), -np.inf)
-        for c, lp in enumerate(log_probs):
-            out[c, ..., :lp.shape[-1]] = lp
-        return out
-
-    def win(self, log_pi):
-        """P(y ≻ π) = ½ + (Sπ)(y) [C, X, Y] for normalised π."""
-        return 0.5 + np.matmul(self.S, np.exp(log_pi)[..., None])[..., 0]
-
-    def normalise(self, z):
-        """Log-probabilities from log-weights z [C, X, Y]: −inf off the support, logsumexp 0 per prompt."""
-        z = np.where(self.support, z, -np.inf)
-        top = z.max(axis=-1, keepdims=True)
-        return z - (top + np.log(np.exp(z - top).sum(axis=-1, keepdims=True)))
-
-    def inside(self, a):
-        """``a`` with 0 off the support (so that ±inf there cannot make 0·inf = nan in a weighted sum)."""
-        return np.where(self.support, a, 0.0)
-
-    def expected(self, per_prompt):
-        """d0-expectation over prompts: [..., C, X] → [..., C]."""
-        return (per_prompt * self.d0).sum(-1)
+# INPO's own rounding. These checks were measured with P(y ≻ π) = ½ + Sπ and the normalisation
+# z − (max + log Σ e^{z − max}); Batch.win (Pπ) and Batch.normalise (z − max − log Σ …) agree with them up to the last
+# bit, but the identity checks report round-off-level errors, which that bit moves (at 40 games inpo/lemma-5's error
+# goes from 5.2e-12 to 8.3e-12 with Batch.normalise, to 2.2e-11 with Batch.win), so every INPO step and identity keeps
+# this arithmetic and the documented numbers stay reproducible.
+def _win(batch, log_pi):
+    """P(y ≻ π) = ½ + (Sπ)(y) [C, X, Y] for normalised π."""
+    return 0.5 + np.matmul(batch.S, np.exp(log_pi)[..., None])[..., 0]
 
 
-def _column(value):
-    """A per-configuration parameter [C] (or a scalar) shaped to broadcast against [C, X, Y]."""
-    value = np.asarray(value, dtype=np.float64)
-    return value if value.ndim == 0 else value[:, None, None]
+def _normalise(batch, z):
+    """Log-probabilities from log-weights z [C, X, Y]: −inf off the support, logsumexp 0 per prompt."""
+    z = np.where(batch.support, z, -np.inf)
+    top = z.max(axis=-1, keepdims=True)
+    return z - (top + np.log(np.exp(z - top).sum(axis=-1, keepdims=True)))
+
+
+def _reference_spread(batch):
+    """Lemma 2's D = max_π KL(π ‖ π_1) = log 1/min π_ref per entry [C], over prompts as in
+    bounds.inpo_theorem3_bound."""
+    return np.array([-np.log(g.ref.probs[g.support].min()) for g in batch.games])
 
 
 def _inpo_step(batch, log_pi, tau, eta):
     """INPO eq. 5: log π_{t+1} = (τ/η) log π_ref + (1 − τ/η) log π_t + P(y ≻ π_t)/η, normalised."""
-    w, eta = _column(tau) / _column(eta), _column(eta)
-    return batch.normalise(w * batch.inside(batch.log_ref) + (1 - w) * batch.inside(log_pi) + batch.win(log_pi) / eta)
+    w, eta = column(tau) / column(eta), column(eta)
+    return _normalise(batch, w * batch.inside(batch.log_ref) + (1 - w) * batch.inside(log_pi)
+                      + _win(batch, log_pi) / eta)
 
 
 def _iterates(batch, tau, eta_at, steps):
@@ -151,7 +112,7 @@ def _kl(batch, log_p, log_q):
 
 def _gap(batch, log_pi, tau):
     """DualGap_τ per prompt [..., C, X]: 2τ KL(π ‖ BR_τ(π)), BR_τ(π) ∝ π_ref exp(P(y ≻ π)/τ) (docs/engine.md)."""
-    response = batch.normalise(batch.log_ref + batch.win(log_pi) / _column(tau))
+    response = _normalise(batch, batch.log_ref + _win(batch, log_pi) / column(tau))
     tau = np.asarray(tau, dtype=np.float64)
     return 2 * (tau[:, None] if tau.ndim else tau) * _kl(batch, log_pi, response)
 
@@ -179,8 +140,14 @@ def _groups(games, configs, *, pad=False):
         groups = by_shape(games)
     for indices in groups.values():
         entries = [(k, i) for k in range(len(configs)) for i in indices]
-        batch = _Batch([games[i] for _, i in entries])
+        batch = Batch.of([games[i] for _, i in entries], pad=pad)
         yield batch, [configs[k] for k, _ in entries], [i for _, i in entries]
+
+
+def _at(batch, configs, part: str = ""):
+    """``where(c)`` for :meth:`Worst.update`: "<part> on <game>, (τ, η) = <configs[c]>" (without ``part``: from the
+    game on)."""
+    return lambda c: f"{part + ' on ' if part else ''}{batch.games[c].name}, (τ, η) = {configs[c]}"
 
 
 def _engine_step(games, log_pi, tau, eta):
@@ -197,10 +164,6 @@ def _random_start(games, configs, rng, count):
     for batch, cfg, _ in _groups(games, [(c, j) for c in configs for j in range(count)]):
         log_pi_t = np.stack([starts[id(g)][j] for g, (_, j) in zip(batch.games, cfg)])
         yield batch, [c for c, _ in cfg], log_pi_t
-
-
-def _rng(suite, tag: int):
-    return np.random.default_rng([suite.seed, 2024, tag])
 
 
 # ================================================================================================ eq. 5
@@ -221,13 +184,13 @@ def eq5_errors(batch, configs, log_pi_t, rng):
     pi = torch.tensor(np.exp(batch.inside(log_pi_t)), requires_grad=True)
     inside = torch.tensor(batch.support, dtype=torch.float64)
     log_ref = torch.tensor(batch.inside(batch.log_ref))
-    per_action = -pi * torch.tensor(batch.win(log_pi_t)) + torch.tensor(_column(tau)) * pi * (torch.log(pi) - log_ref)
+    per_action = -pi * torch.tensor(_win(batch, log_pi_t)) + torch.tensor(column(tau)) * pi * (torch.log(pi) - log_ref)
     loss = (torch.tensor(batch.d0)[..., None] * inside * per_action).sum()
     (grad,) = torch.autograd.grad(loss, [pi])
     g = batch.inside(grad.numpy() / batch.d0[..., None])
-    kkt_terms = g + _column(eta) * (batch.inside(plus - log_pi_t) + 1)
+    kkt_terms = g + column(eta) * (batch.inside(plus - log_pi_t) + 1)
     spread = (np.where(batch.support, kkt_terms, -np.inf).max(-1) - np.where(batch.support, kkt_terms, np.inf).min(-1))
-    scale = np.maximum(1.0, np.maximum(np.abs(g).max(-1), np.abs(_column(eta) * batch.inside(plus - log_pi_t)).max(-1)))
+    scale = np.maximum(1.0, np.maximum(np.abs(g).max(-1), np.abs(column(eta) * batch.inside(plus - log_pi_t)).max(-1)))
     kkt = (spread / scale).max(-1)
 
     def F(log_q):
@@ -236,7 +199,7 @@ def eq5_errors(batch, configs, log_pi_t, rng):
     three_point = np.zeros(len(configs))
     for _ in range(4):
         logits = np.where(batch.support, rng.normal(scale=2.0, size=log_pi_t.shape), -np.inf)
-        other = batch.normalise(logits)
+        other = _normalise(batch, logits)
         lhs, rhs = F(other) - F(plus), eta[:, None] * _kl(batch, other, plus)
         size = np.maximum(1.0, np.maximum(np.abs(F(other)), np.abs(F(plus))))
         three_point = np.maximum(three_point, (np.abs(lhs - rhs) / size).max(-1))
@@ -256,17 +219,13 @@ def eq_5(suite):
     (:func:`eq5_errors`). All three are identities: the tolerance IDENTITY_TOL = 1e-10 is round-off on sums of
     log-probabilities of size up to ~30 (random policies) times η ≤ 10, relative to the largest term."""
     games = suite.games()
-    worst, where = 0.0, ""
-    parts = {"KKT": 0.0, "three-point": 0.0, "engine": 0.0}
-    rng = _rng(suite, 50)
-    for batch, configs, log_pi_t in _random_start(games, STEP_CONFIGS, _rng(suite, 5), 3):
-        errors = eq5_errors(batch, configs, log_pi_t, rng)
-        for name, err in zip(parts, errors):
-            parts[name] = max(parts[name], float(err.max()))
-            c = int(err.argmax())
-            if err[c] > worst:
-                worst, where = float(err[c]), f"{name} on {batch.games[c].name}, (τ, η) = {configs[c]}"
-    summary = ", ".join(f"{k} {v:.1e}" for k, v in parts.items())
+    parts = Worst("KKT", "three-point", "engine")
+    rng = suite.rng(STREAM, 50)
+    for batch, configs, log_pi_t in _random_start(games, STEP_CONFIGS, suite.rng(STREAM, 5), 3):
+        for name, err in zip(parts.value, eq5_errors(batch, configs, log_pi_t, rng)):
+            parts.update(name, err, _at(batch, configs, name))
+    worst, where = parts.overall()
+    summary = ", ".join(f"{k} {v:.1e}" for k, v in parts.value.items())
     return judged(f"eq. 5 vs the argmin of eq. 4 (KKT, three-point identity) and vs make('inpo'), {len(games)} games "
                   f"× 3 random π_t × {len(STEP_CONFIGS)} (τ, η): {summary} (worst: {where})",
                   worst, IDENTITY_TOL, len(games),
@@ -277,7 +236,7 @@ def eq_5(suite):
 def h_t(batch, log_pi, log_pi_t, tau, eta):
     """h_t(π, y, y') [C, X, Y, Y] as INPO defines it (§3.2): log π(y)/π(y') − (τ/η) log π_ref(y)/π_ref(y')
     − ((η − τ)/η) log π_t(y)/π_t(y'); 0 on pairs outside the support."""
-    w = _column(tau) / _column(eta)
+    w = column(tau) / column(eta)
 
     def pairwise(a):
         a = batch.inside(a)
@@ -296,19 +255,18 @@ def eq_6(suite):
     |η h_t(π_{t+1}, y, y') − (P(y≻π_t) − P(y'≻π_t))|, on the unit scale of a win-rate difference; the tolerance
     IDENTITY_TOL = 1e-10 is round-off of η·log-probabilities (|η log π| ≲ 300)."""
     games = suite.games()
-    worst, where = 0.0, ""
-    for batch, configs, log_pi_t in _random_start(games, STEP_CONFIGS, _rng(suite, 6), 3):
+    worst = Worst("error")
+    for batch, configs, log_pi_t in _random_start(games, STEP_CONFIGS, suite.rng(STREAM, 6), 3):
         tau = np.array([c[0] for c in configs])
         eta = np.array([c[1] for c in configs])
         following = _engine_step(batch.games, log_pi_t, tau, eta)
-        p = batch.win(log_pi_t)
+        p = _win(batch, log_pi_t)
         target = p[..., :, None] - p[..., None, :]
         both = batch.support[..., :, None] & batch.support[..., None, :]
-        error = np.where(both, np.abs(_column(eta)[..., None] * h_t(batch, following, log_pi_t, tau, eta) - target),
+        error = np.where(both, np.abs(column(eta)[..., None] * h_t(batch, following, log_pi_t, tau, eta) - target),
                          0.0).max(axis=(-3, -2, -1))
-        c = int(error.argmax())
-        if error[c] > worst:
-            worst, where = float(error[c]), f"{batch.games[c].name}, (τ, η) = {configs[c]}"
+        worst.update("error", error, _at(batch, configs))
+    worst, where = worst["error"]
     return judged(f"max |η h_t(π_(t+1), y, y') − (P(y≻π_t) − P(y'≻π_t))| over {len(games)} games × 3 random π_t × "
                   f"{len(STEP_CONFIGS)} (τ, η) (worst: {where})", worst, IDENTITY_TOL, len(games))
 
@@ -326,16 +284,6 @@ class _Running:
         self.when = np.where(better, big_t, self.when)
 
 
-def _record(worst, name, value, games, **columns):
-    """Keep in ``worst[name]`` the largest entry of ``value`` [C] seen so far, as (value, where): the game's name and
-    each column's entry (``τ=tau`` prints "τ = 0.05")."""
-    c = int(np.argmax(value))
-    if value[c] > worst.get(name, (-np.inf, ""))[0]:
-        entries = [f"{key} = {column[c]:g}" if np.isscalar(column[c]) and not isinstance(column[c], str)
-                   else f"{key}: {column[c]}" for key, column in columns.items()]
-        worst[name] = (float(value[c]), ", ".join([games[c].name] + entries))
-
-
 def _constant(eta):
     """η_s = eta at every step (for :func:`_iterates`)."""
     return lambda s: eta
@@ -350,7 +298,7 @@ def _theorem4_schedule(tau, offset):
 def _gradient(batch, log_pi, tau):
     """∇ℓ_t(π_t) = −P(y ≻ π_t) + τ(log π_t/π_ref + 1) per prompt [C, X, Y] (0 off the support)."""
     log_ratio = batch.inside(log_pi) - batch.inside(batch.log_ref)
-    return batch.inside(-batch.win(log_pi) + _column(tau) * (log_ratio + 1))
+    return batch.inside(-_win(batch, log_pi) + column(tau) * (log_ratio + 1))
 
 
 def one_step_excess(batch, star, tau, eta, log_pi, following):
@@ -367,7 +315,8 @@ def one_step_excess(batch, star, tau, eta, log_pi, following):
 def constant_eta_ratios(games, taus=TAUS, ratios=ETA_RATIOS, steps=STEPS):
     """One pass of closed-form INPO (eq. 5) with constant η = rτ, r ∈ ``ratios``, and with Lemma 2's η = C√(T/D)
     for T = ``steps`` (C = 1, module docstring), from π_1 = π_ref, T = 1 … ``steps``, on every game (a tuple).
-    Returns ({name: (largest ratio realised/bound, where)}, largest Bτ). With g_t = ∇ℓ_t(π_t), Reg_T =
+    Returns (a :class:`~preference_games.verify.worst.Worst`: ``worst[name]`` = (largest ratio realised/bound,
+    where), largest Bτ). With g_t = ∇ℓ_t(π_t), Reg_T =
     Σ_{t≤T}⟨g_t, π_t − π*⟩ (d0-expectation), B_T = max_{t≤T} |log π_t/π_ref| (Assumption A on the iterates up to
     T), D = log 1/min π_ref and π̄_T the mean of π_1 … π_T:
 
@@ -382,20 +331,21 @@ def constant_eta_ratios(games, taus=TAUS, ratios=ETA_RATIOS, steps=STEPS):
       with the realised regret against the best fixed π; gaps at the solver floor count as 0);
     * ``thm-4 one-step``: (KL(π*‖π_{t+1}) − (1 − τ/η)KL(π*‖π_t)) / (8C²/η²) (:func:`one_step_excess`).
 
-    Three checks read it, so it is computed once per suite (cached on the games)."""
+    Three checks read it, so it is computed once per suite (cached on the games): the caller must not update it."""
     configs = [(tau, r) for tau in taus for r in ratios + (None,)]  # None: Lemma 2's η = √(steps/D)
-    worst, max_b_tau = {}, 0.0
+    names = ("lemma-2", "lemma-2 first line", "lemma-2 norm step", "lemma-2 hoeffding", "thm-3 explicit",
+             "thm-3 realised", "thm-4 one-step")
+    worst, max_b_tau = Worst(*names, start=-np.inf), 0.0
     for batch, cfg, _ in _groups(games, configs, pad=True):
         tau = np.array([c[0] for c in cfg])
-        eta = np.array([np.sqrt(steps / d) if r is None else r * t for (t, r), d in zip(cfg, batch.D)])
-        star = batch.pad([_nash(g, c[0]) for g, c in zip(batch.games, cfg)])
+        D = _reference_spread(batch)
+        eta = np.array([np.sqrt(steps / d) if r is None else r * t for (t, r), d in zip(cfg, D)])
+        star = batch.padded([_nash(g, c[0]) for g, c in zip(batch.games, cfg)])
         n = len(cfg)
         regret, norms, spreads, B = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
         total, linear = np.zeros(batch.log_ref.shape), np.zeros(batch.log_ref.shape)
         first_kl = batch.expected(_kl(batch, star, batch.log_ref))  # KL(π* ‖ π_1)
-        running = {name: _Running(n) for name in ("lemma-2", "lemma-2 first line", "lemma-2 norm step",
-                                                  "lemma-2 hoeffding", "thm-3 explicit", "thm-3 realised",
-                                                  "thm-4 one-step")}
+        running = {name: _Running(n) for name in names}
         for s, _, log_pi, following in _iterates(batch, tau, _constant(eta), steps):
             big_t = s + 1
             pi, grad = np.exp(log_pi), _gradient(batch, log_pi, tau)
@@ -405,7 +355,7 @@ def constant_eta_ratios(games, taus=TAUS, ratios=ETA_RATIOS, steps=STEPS):
             spread = np.where(batch.support, grad, -np.inf).max(-1) - np.where(batch.support, grad, np.inf).min(-1)
             spreads += batch.expected(spread**2)
             B = np.maximum(B, _log_ratio_bound(batch, log_pi))
-            bound = eta * batch.D + (4 * tau**2 * B**2 + 1) * big_t / eta
+            bound = eta * D + (4 * tau**2 * B**2 + 1) * big_t / eta
             running["lemma-2"].add(regret / bound, big_t)
             running["lemma-2 first line"].add(regret / (eta * first_kl + norms / eta), big_t)
             running["lemma-2 norm step"].add(norm.max(-1) ** 2 / (4 * tau**2 * np.maximum(B, 1) ** 2 + 1), big_t)
@@ -423,7 +373,7 @@ def constant_eta_ratios(games, taus=TAUS, ratios=ETA_RATIOS, steps=STEPS):
             running["thm-4 one-step"].add(one_step_excess(batch, star, tau, eta, log_pi, following), big_t)
         max_b_tau = max(max_b_tau, float((B * tau).max()))
         for name, r in running.items():
-            _record(worst, name, r.value, batch.games, τ=tau, η=eta, T=r.when)
+            worst.update(name, r.value, namer(batch.games, τ=tau, η=eta, T=r.when))
     return worst, max_b_tau
 
 
@@ -466,12 +416,13 @@ def theorem3_tuned(games, taus=TAUS, horizons=HORIZONS):
     (2Reg_T/T) with Lemma 2's explicit Reg_T, where), largest Bτ). All horizons of a group run as one batch ordered
     by decreasing horizon; a configuration leaves the batch once its horizon is reached."""
     gaps = np.zeros((len(games), len(taus), len(horizons)))
-    worst, max_b_tau = {}, 0.0
+    worst, max_b_tau = Worst("tuned", start=-np.inf), 0.0
     longest_first = [(k, h) for h in reversed(range(len(horizons))) for k in range(len(taus))]
     for batch, cfg, index in _groups(games, longest_first, pad=True):
         tau = np.array([taus[k] for k, _ in cfg])
         horizon = np.array([horizons[h] for _, h in cfg])
-        eta = np.sqrt(horizon / batch.D)
+        D = _reference_spread(batch)
+        eta = np.sqrt(horizon / D)
         log_pi, total, B = batch.log_ref, np.zeros(batch.log_ref.shape), np.zeros(len(cfg))
         for s in range(int(horizon.max())):
             n = int((horizon > s).sum())  # the configurations still running: a prefix
@@ -482,11 +433,11 @@ def theorem3_tuned(games, taus=TAUS, horizons=HORIZONS):
             if done.size:  # π̄_T = mean of π_1 … π_T is complete for these configurations
                 with np.errstate(divide="ignore"):
                     gap = view.expected(_gap(view, np.log(total[:n] / (s + 1)), tau[:n]))
-                bound = 2 * (eta * batch.D + (4 * tau**2 * B**2 + 1) * horizon / eta) / horizon
+                bound = 2 * (eta * D + (4 * tau**2 * B**2 + 1) * horizon / eta) / horizon
                 for c in done:
                     gaps[index[c], cfg[c][0], cfg[c][1]] = gap[c]
-                _record(worst, "tuned", gap[done] / bound[done], [batch.games[c] for c in done], τ=tau[done],
-                        T=horizon[done])
+                worst.update("tuned", gap[done] / bound[done],
+                             namer([batch.games[c] for c in done], τ=tau[done], T=horizon[done]))
             log_pi = _inpo_step(view, log_pi, tau[:n], eta[:n])
         max_b_tau = max(max_b_tau, float((B * tau).max()))
     return gaps, worst["tuned"], max_b_tau
@@ -546,8 +497,9 @@ def thm_3(suite):
 
 # ================================================================================================ Theorem 4
 def theorem4_ratios(games, taus=TAUS, steps=STEPS, rng=None):
-    """Theorem 4 on the time-varying schedule, both readings, every game and τ: ({name: (largest realised/bound,
-    where)}, largest Bτ) for
+    """Theorem 4 on the time-varying schedule, both readings, every game and τ: (a
+    :class:`~preference_games.verify.worst.Worst`: ``worst[name]`` = (largest realised/bound, where), largest Bτ)
+    for
 
     * ``ours``: KL(π*‖π_T) / (32C²/(τ²(T + 1))) with π_1 = π_ref and η_t = τ(t + 2)/2 for π_t → π_{t+1}, t ≥ 1
       (the engine's ``schedule="theorem-4"``, bounds.inpo_theorem4_bound), C = max(B_T τ, 1), B_T over π_1 … π_T;
@@ -555,11 +507,10 @@ def theorem4_ratios(games, taus=TAUS, steps=STEPS, rng=None):
     * ``one-step``: :func:`one_step_excess` at η_t along both schedules and, with ``rng``, from 4 random π_t per
       game at η = rτ, r ∈ ETA_RATIOS (C from that π_t's log-ratio).
     """
-    worst, max_b_tau = {}, 0.0
-
+    worst, max_b_tau = Worst("ours", "one-step", "proof", start=-np.inf), 0.0
     for batch, cfg, _ in _groups(games, [(tau,) for tau in taus], pad=True):
         tau = np.array([c[0] for c in cfg])
-        star = batch.pad([_nash(g, c[0]) for g, c in zip(batch.games, cfg)])
+        star = batch.padded([_nash(g, c[0]) for g, c in zip(batch.games, cfg)])
         # ours: our step s is INPO's π_{s+1}, updated with η_{s+1} = τ(s + 3)/2; proof: our step s is its π_s.
         for name, offset, first_t in (("ours", 3, 1), ("proof", 2, 0)):
             B, bound_worst, step_worst = np.zeros(len(cfg)), _Running(len(cfg)), _Running(len(cfg))
@@ -572,18 +523,18 @@ def theorem4_ratios(games, taus=TAUS, steps=STEPS, rng=None):
                     bound_worst.add(batch.expected(_kl(batch, star, log_pi)) / bound, big_t)
                 step_worst.add(one_step_excess(batch, star, tau, eta, log_pi, following), big_t)
             max_b_tau = max(max_b_tau, float((B * tau).max()))
-            _record(worst, name, bound_worst.value, batch.games, τ=tau, T=bound_worst.when)
-            _record(worst, "one-step", step_worst.value, batch.games, τ=tau, t=step_worst.when,
-                    schedule=[name] * len(cfg))
+            worst.update(name, bound_worst.value, namer(batch.games, τ=tau, T=bound_worst.when))
+            worst.update("one-step", step_worst.value,
+                         namer(batch.games, τ=tau, t=step_worst.when, schedule=[name] * len(cfg)))
     if rng is not None:
         for batch, cfg, _ in _groups(games, [(tau, r * tau) for tau in taus for r in ETA_RATIOS], pad=True):
             tau = np.array([c[0] for c in cfg])
             eta = np.array([c[1] for c in cfg])
-            star = batch.pad([_nash(g, c[0]) for g, c in zip(batch.games, cfg)])
+            star = batch.padded([_nash(g, c[0]) for g, c in zip(batch.games, cfg)])
             for _ in range(4):
-                start = batch.normalise(rng.normal(scale=2.0, size=star.shape))
+                start = _normalise(batch, rng.normal(scale=2.0, size=star.shape))
                 ratio = one_step_excess(batch, star, tau, eta, start, _inpo_step(batch, start, tau, eta))
-                _record(worst, "one-step", ratio, batch.games, τ=tau, η=eta, π_t=["random"] * len(cfg))
+                worst.update("one-step", ratio, namer(batch.games, τ=tau, η=eta, π_t=["random"] * len(cfg)))
     return worst, max_b_tau
 
 
@@ -617,12 +568,12 @@ def thm_4(suite):
     difference = theorem4_engine_difference(games)
     if difference > IDENTITY_TOL:
         raise RuntimeError(f"make('inpo', schedule='theorem-4') differs from η_t = τ(t+2)/2 by {difference:.3e}")
-    worst, max_b_tau = theorem4_ratios(games, rng=_rng(suite, 4))
+    worst, max_b_tau = theorem4_ratios(games, rng=suite.rng(STREAM, 4))
     along, along_b_tau = constant_eta_ratios(games)
-    if along["thm-4 one-step"][0] > worst["one-step"][0]:
-        worst["one-step"] = (along["thm-4 one-step"][0], along["thm-4 one-step"][1] + ", constant η")
-    name = max(worst, key=lambda k: worst[k][0])
-    error = worst[name][0]
+    along_step, along_where = along["thm-4 one-step"]
+    worst.update("one-step", along_step, lambda _: along_where + ", constant η")
+    name = worst.largest()
+    error = worst.value[name]
     return judged(f"max over {len(games)} games, τ ∈ {TAUS}, T ≤ {STEPS}: (a) share of 8C²/η² used by a step "
                   f"{worst['one-step'][0]:.3e} ({worst['one-step'][1]}); (b) KL(π*‖π_T)/bound with π_1 = π_ref, "
                   f"η_t = τ(t+2)/2 from t = 1 (ours) {worst['ours'][0]:.3e} ({worst['ours'][1]}), the proof's η_0 = τ "
@@ -636,7 +587,7 @@ def thm_4(suite):
 def eq7_loss(batch, log_pi, log_pi_t, tau, eta):
     """L_t(π) of eq. 7 as written, Σ_x d0 E_{y,y'~π_t}[(h_t(π, y, y') − (P(y≻π_t) − P(y'≻π_t))/η)²], in torch
     (``log_pi`` a float64 tensor [C, X, Y], possibly requiring grad; everything else numpy): [C]."""
-    w = torch.tensor(_column(tau) / _column(eta))[..., None]
+    w = torch.tensor(column(tau) / column(eta))[..., None]
     support = torch.tensor(batch.support)
     both = support[..., :, None] & support[..., None, :]
 
@@ -645,7 +596,7 @@ def eq7_loss(batch, log_pi, log_pi_t, tau, eta):
         return a[..., :, None] - a[..., None, :]
 
     h = pairwise(log_pi) - w * pairwise(batch.log_ref) - (1 - w) * pairwise(log_pi_t)
-    target = pairwise(batch.win(log_pi_t)) / torch.tensor(_column(eta))[..., None]
+    target = pairwise(_win(batch, log_pi_t)) / torch.tensor(column(eta))[..., None]
     pt = torch.tensor(np.exp(log_pi_t))
     weight = torch.tensor(batch.d0)[..., None, None] * pt[..., :, None] * pt[..., None, :]
     return torch.where(both, weight * (h - target) ** 2, 0.0).sum((-3, -2, -1))
@@ -678,8 +629,8 @@ def lemma5_measures(batch, configs, log_pi_t, rng):
     gradient = np.abs(grad.detach().numpy()).max(axis=(-2, -1)) * scale
     identity, lowest = np.zeros(len(configs)), np.full(len(configs), np.inf)
     # random policies, and small perturbations of π_{t+1} (strict increase near the minimiser)
-    for other in (batch.normalise(rng.normal(scale=2.0, size=log_pi_t.shape)),
-                  batch.normalise(following + 1e-2 * rng.normal(size=log_pi_t.shape))):
+    for other in (_normalise(batch, rng.normal(scale=2.0, size=log_pi_t.shape)),
+                  _normalise(batch, following + 1e-2 * rng.normal(size=log_pi_t.shape))):
         value = eq7_loss(batch, torch.tensor(other), log_pi_t, tau, eta).numpy()
         v = batch.inside(other - following)
         pt = np.exp(log_pi_t)
@@ -705,25 +656,22 @@ def lemma_5(suite):
     positive. Tolerance IDENTITY_TOL = 1e-10 for (i), relative for the identity in (ii); positivity must hold
     strictly (smallest L_t > 0, second eigenvalue > 1e-10 of the largest)."""
     games = suite.games()
-    rng = _rng(suite, 55)
-    names = ("residual", "gradient", "identity")
-    worst = dict.fromkeys(names, 0.0)
-    error, where = 0.0, ""
+    rng = suite.rng(STREAM, 55)
+    worst = Worst("residual", "gradient", "identity")
     lowest, second, first = np.inf, np.inf, 0.0
-    for batch, configs, log_pi_t in _random_start(games, STEP_CONFIGS, _rng(suite, 5), 3):
+    for batch, configs, log_pi_t in _random_start(games, STEP_CONFIGS, suite.rng(STREAM, 5), 3):
         measures = lemma5_measures(batch, configs, log_pi_t, rng)
-        for name, value in zip(names, measures[:3]):
-            worst[name] = max(worst[name], float(value.max()))
-            c = int(value.argmax())
-            if value[c] > error:
-                error, where = float(value[c]), f"{name} on {batch.games[c].name}, (τ, η) = {configs[c]}"
+        for name, value in zip(worst.value, measures[:3]):
+            worst.update(name, value, _at(batch, configs, name))
         lowest = min(lowest, float(measures[3].min()))
         second = min(second, float(measures[4].min()))
         first = max(first, float(measures[5].max()))
+    error, where = worst.overall()
     ok = error <= IDENTITY_TOL and lowest > 0 and second > IDENTITY_TOL and first <= IDENTITY_TOL
+    (residual, _), (gradient, _), (identity, _) = worst["residual"], worst["gradient"], worst["identity"]
     measured = (f"{len(games)} games × 3 random π_t × {len(STEP_CONFIGS)} (τ, η): √(η²L_t(π_(t+1))) ≤ "
-                f"{worst['residual']:.1e}, η²|∇L_t| ≤ {worst['gradient']:.1e}, L_t = 2Var_π_t[log π/π_(t+1)] to "
-                f"{worst['identity']:.1e} relative (worst: {where}); min η²L_t at other policies {lowest:.2e} > 0; "
+                f"{residual:.1e}, η²|∇L_t| ≤ {gradient:.1e}, L_t = 2Var_π_t[log π/π_(t+1)] to "
+                f"{identity:.1e} relative (worst: {where}); min η²L_t at other policies {lowest:.2e} > 0; "
                 f"logit Hessian at π_(t+1): |λ_1|/λ_max ≤ {first:.1e}, λ_2/λ_max ≥ {second:.2e}")
     return Outcome(measured, error, IDENTITY_TOL, HOLDS if ok else FAILS, len(games),
                    "" if ok else f"error {error:.3e} / min L_t {lowest:.3e} / λ_2 ratio {second:.3e}")
@@ -736,16 +684,16 @@ def prop6_differences(batch, configs, log_pi_t, rng, count=8):
     tau = np.array([c[0] for c in configs])
     eta = np.array([c[1] for c in configs])
     # all ``count`` policies in one call: configuration (k, c) is the k-th random π with configuration c
-    repeated = _Batch(batch.games * count)
+    repeated = Batch.of(batch.games * count)
     anchor = np.tile(log_pi_t, (count, 1, 1))
-    others = repeated.normalise(np.where(repeated.support, rng.normal(scale=2.0, size=anchor.shape), -np.inf))
+    others = _normalise(repeated, np.where(repeated.support, rng.normal(scale=2.0, size=anchor.shape), -np.inf))
     taus, etas = np.tile(tau, count), np.tile(eta, count)
     eq7 = eq7_loss(repeated, torch.tensor(others), anchor, taus, etas).numpy().reshape(count, -1)
     eq8 = population_gradient(make("inpo", tau=taus, eta=etas), repeated.games, others, anchor=anchor)[0]
     eq8 = eq8.reshape(count, -1)
     differences, scale = eq8 - eq7, eta**2
     size = np.maximum(1.0, scale * np.maximum(np.abs(eq7), np.abs(eq8)).max(0))
-    p = batch.win(log_pi_t)
+    p = _win(batch, log_pi_t)
     pt = np.exp(log_pi_t)
     variance = batch.inside(pt * p**2).sum(-1) - batch.inside(pt * p).sum(-1) ** 2
     constant = batch.expected(0.25 - 2 * variance) / eta**2
@@ -765,14 +713,12 @@ def prop_6(suite):
     the constant, eq. 8 − eq. 7 = (¼ − 2 Var_{y~π_t} P(y≻π_t))/η² per prompt (expand both squares; the cross terms
     agree because E_{π_t}P(y≻π_t) = ½), and report its agreement with the measured mean difference."""
     games = suite.games()
-    rng = _rng(suite, 66)
-    worst, offset_worst, where = 0.0, 0.0, ""
-    for batch, configs, log_pi_t in _random_start(games, STEP_CONFIGS, _rng(suite, 6), 2):
-        spread, offset = prop6_differences(batch, configs, log_pi_t, rng)
-        offset_worst = max(offset_worst, float(offset.max()))
-        c = int(spread.argmax())
-        if spread[c] > worst:
-            worst, where = float(spread[c]), f"{batch.games[c].name}, (τ, η) = {configs[c]}"
+    rng = suite.rng(STREAM, 66)
+    worst = Worst("spread", "offset")
+    for batch, configs, log_pi_t in _random_start(games, STEP_CONFIGS, suite.rng(STREAM, 6), 2):
+        for name, value in zip(worst.value, prop6_differences(batch, configs, log_pi_t, rng)):
+            worst.update(name, value, _at(batch, configs))
+    (worst, where), offset_worst = worst["spread"], worst.value["offset"]
     return judged(f"spread of eq. 8 − eq. 7 over 8 random π, η²-scaled and relative, {len(games)} games × 2 random "
                   f"π_t × {len(STEP_CONFIGS)} (τ, η): {worst:.1e} (worst: {where}); the difference equals "
                   f"(¼ − 2Var_π_t P(y≻π_t))/η² to {offset_worst:.1e}", max(worst, offset_worst), IDENTITY_TOL,
@@ -800,8 +746,8 @@ def nash_property(suite):
     unit scale of a win rate; the exact minimum is ½ − DualGap(π*)/2, so the tolerance is the equilibrium's
     certificate 1e-12/2 plus round-off: 1e-11. Also reports the smallest margin at random π."""
     games = suite.games()
-    rng = _rng(suite, 8)
-    worst, margin, where = -np.inf, np.inf, ""
+    rng = suite.rng(STREAM, 8)
+    worst, margin = Worst("violation", start=-np.inf), np.inf
     for game in games:
         others = random_policies(game, 32, rng)
         for tau in TAUS:
@@ -813,8 +759,8 @@ def nash_property(suite):
             sampled = _payoff(game, np.broadcast_to(star, others.shape), others, tau)  # [K, X]
             margin = min(margin, float(sampled.min()) - 0.5)
             violation = 0.5 - min(float(exact.min()), float(sampled.min()))
-            if violation > worst:
-                worst, where = violation, f"{game.name}, τ = {tau:g}"
+            worst.update("violation", violation, namer([game], τ=[tau]))
+    worst, where = worst["violation"]
     return judged(f"max over {len(games)} games, τ ∈ {TAUS} and prompts of ½ − min_π J(π*, π) (exact minimum via "
                   f"the min-player's best response; worst: {where}); at 32 random π, J(π*, π) − ½ ≥ {margin:.3e}",
                   worst, 1e-11, len(games))
@@ -833,8 +779,8 @@ def dualgap_zero_only_at_nash(suite):
     DualGap(π*) and 2τKL − DualGap, on the unit scale of a win rate; the tolerance 1e-12 is the solver's precision
     (π* carries logit errors ~1e-10 that move 2τKL by ≲ 1e-12 at these distances; round-off of J is ~1e-14)."""
     games = suite.games()
-    rng = _rng(suite, 9)
-    worst, where = -np.inf, ""
+    rng = suite.rng(STREAM, 9)
+    worst = Worst("error", start=-np.inf)
     ratio = {"2 actions": 0.0, "≥ 3 actions": 0.0}
     for game in games:
         log_ref = np.where(game.support, game.ref.log_probs, -np.inf)
@@ -850,14 +796,14 @@ def dualgap_zero_only_at_nash(suite):
                 responses.append(scores - np.logaddexp.reduce(scores, axis=-1, keepdims=True))
             by_definition = _payoff(game, responses[0], policies, tau) - _payoff(game, policies, responses[1], tau)
             gaps = gaps_from_log_probs(game, policies, tau)  # [K, X]
-            kl = _kl(_Batch([game]), policies[:, None], star[None, None])[:, 0]  # KL(π ‖ π*) [K, X]
+            kl = _kl(Batch.of([game]), policies[:, None], star[None, None])[:, 0]  # KL(π ‖ π*) [K, X]
             at_star = float(duality_gap(game, TabularPolicy(star), tau, per_prompt=True).max())
             error = max(float((-by_definition).max()), float(np.abs(by_definition - gaps).max()), at_star,
                         float((2 * tau * kl - gaps).max()))
             size = "2 actions" if game.num_actions == 2 else "≥ 3 actions"
             ratio[size] = max(ratio[size], float((2 * tau * kl / gaps).max()))
-            if error > worst:
-                worst, where = error, f"{game.name}, τ = {tau:g}"
+            worst.update("error", error, namer([game], τ=[tau]))
+    worst, where = worst["error"]
     return judged(f"max over {len(games)} games, τ ∈ {TAUS}, 32 policies each of −DualGap, |DualGap by definition − "
                   f"closed form|, DualGap(π*) and 2τKL(π‖π*) − DualGap (worst: {where}); worst ratio "
                   f"2τKL(π‖π*)/DualGap(π): {ratio['2 actions']:.12f} on 2-action games, {ratio['≥ 3 actions']:.6f} "

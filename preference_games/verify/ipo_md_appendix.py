@@ -25,20 +25,26 @@ import torch
 from .. import fixed_points
 from ..algorithms import make
 from ..dynamics import simulate
-from ..equilibria import best_response, nash_lp, regularized_nash
-from ..games import PreferenceGame, biased_rps, cyclic, random_intransitive, rock_paper_scissors, rps_variant
+from ..equilibria import best_response, regularized_nash
+from ..games import (
+    FIGURE9_BETAS,
+    FIGURE9_LR,
+    FIGURE9_START,
+    FIGURE9_TAU,
+    PreferenceGame,
+    biased_rps,
+    cyclic,
+    rock_paper_scissors,
+    rps_variant,
+)
 from ..models import TabularLogits
 from .core import CORRECTED, FAILS, HOLDS, Outcome, check, judged
-from .exact import by_shape, population_gradient, random_policies
+from .exact import Batch, by_shape, gradients_at, population_gradient, random_policies
+from .suite import with_unregularised_references
+from .worst import Worst, namer
 
 #: KL temperatures the App. E and App. G checks sweep.
 TAUS = (0.05, 0.2, 1.0)
-
-#: Figure 9 (App. F): τ, the β values, the start of the trajectories and the step size (as ``plotting.figure9_run``).
-FIGURE9_TAU = 0.1
-FIGURE9_BETAS = (0.0, 0.25, 0.5, 0.75, 1.0)
-FIGURE9_START = (0.8, 0.1, 0.1)
-FIGURE9_LR = 0.05
 
 #: Orthonormal basis of the plane Σπ = 0 (the simplex's tangent plane, and the logits modulo a constant).
 PLANE = np.linalg.qr(np.array([[1.0, -1.0, 0.0], [1.0, 1.0, -2.0]]).T)[0]
@@ -163,8 +169,8 @@ def prop_E_1(suite):
     terms of size E|ĝ_nc|²). Reported alongside: how often eq. 14 holds, and whether Var_c ≤ Var_nc also where it
     fails (it always does: X2 is X1 with y and y' swapped, so Cov(X1, X2) ≤ Var(X1) by Cauchy–Schwarz)."""
     games = suite.games()
-    rng = np.random.default_rng([suite.seed, 14])
-    worst, where = 0.0, ""
+    rng = suite.rng(14)
+    worst = Worst("error")
     instances = holds14 = 0
     always_worst = -np.inf  # max over all instances of (Var_c − Var_nc)/E|ĝ_nc|², eq. 14 or not
     ratio_where_fails = []  # Var_c / Var_nc where eq. 14 fails
@@ -186,8 +192,7 @@ def prop_E_1(suite):
                     identity = np.maximum(np.abs(m["var_c" + per] - 0.5 * (m["var_nc" + per] + m["cov" + per])),
                                           np.abs(m["cov" + per] + m["eq14" + per] + m["c2" + per])) / scale
                     error = np.maximum(np.where(holding, excess, 0.0), identity).max()
-                    if error > worst:
-                        worst, where = float(error), f"{game.name}, τ = {tau:g}, {representation}"
+                    worst.update("error", error, namer([game], suffix=representation, τ=[tau]))
                 trace_scale = np.maximum(m["second_nc"], 1e-300)
                 instances += len(log_pi)
                 holds14 += int((m["eq14"] >= 0).sum())
@@ -196,6 +201,7 @@ def prop_E_1(suite):
                 ratio_where_fails += list(m["var_c"][fails] / m["var_nc"][fails])
                 self_play_lower += int((m["var_sp"] < m["var_c"]).sum())
     ratio = f"{max(ratio_where_fails):.4f}" if ratio_where_fails else "n/a"
+    worst, where = worst["error"]
     measured = (f"{instances} (game, τ, policy) instances, exact moments: eq. 14 (trace) held in {holds14}; "
                 f"max (Var_c − Var_nc)/E|ĝ_nc|² over ALL instances = {always_worst:.2e} (Var_c ≤ Var_nc even where "
                 f"eq. 14 fails, max Var_c/Var_nc there {ratio}; the condition is not needed); self-play's own "
@@ -215,7 +221,7 @@ def example_E_1(suite):
     Checked by Monte Carlo (the claim is about sampled estimates): 2·10⁶ seeded draws of (y, y') at θ = 0.7; for each
     of E[ĝ_nc²], E[ĝ_c²], E[ĝ_nc], E[ĝ_c] the error is |estimate − exact| in units of the 99.9 % normal confidence
     half-width (3.29 standard errors); tolerance 1 (the exact value lies inside every interval)."""
-    rng = np.random.default_rng([suite.seed, 1])
+    rng = suite.rng(1)
     n, theta, z = 2_000_000, 0.7, 3.2905
     y, y2 = theta + rng.standard_normal((2, n))
     sign = (y >= y2) - 0.5
@@ -249,9 +255,9 @@ def lemma_G_3(suite):
     positive coordinates, relative to max |eq. 15|; (c) Σ_y π(y) eq. 15(y)/(2τ) = 0 (needed for (a)). Tolerance
     1e-12 (round-off; eq. 15 carries 1/π(y), hence the relative scale in (b))."""
     games = suite.games()
-    rng = np.random.default_rng([suite.seed, 15])
+    rng = suite.rng(15)
     taus = np.repeat(TAUS, 2)  # two random policies per τ, one configuration each
-    worst, where = 0.0, ""
+    worst = Worst("error")
     for i, game in enumerate(games):
         mu = _random_data_policy(game, rng, zeros=i % 2 == 1)
         log_pi = random_policies(game, len(taus), rng)
@@ -263,8 +269,8 @@ def lemma_G_3(suite):
             engine = np.abs(grad[k] + game.prompt_probs[:, None] * pi * g15).max() / (2 * tau)
             euler = np.abs((pi * g15).sum(-1)).max() / (2 * tau)
             error = max(engine, euler, np.abs(direct[k] - g15).max() / max(np.abs(g15).max(), 1e-300))
-            if error > worst:
-                worst, where = error, f"{game.name}, τ = {tau:g}"
+            worst.update("error", error, namer([game], τ=[tau]))
+    worst, where = worst["error"]
     measured = ("max over games, τ, policies and data μ of |∇_θ(offline-DPO loss) + d0 π ⊙ eq. 15|/2τ, "
                 f"|Σπ·eq. 15|/2τ and |autograd ∂J/∂π − eq. 15|/max|eq. 15| (worst: {where})")
     return judged(measured, worst, 1e-12, len(games))
@@ -285,18 +291,6 @@ def _autograd_eq15(game: PreferenceGame, log_pi: np.ndarray, mu: np.ndarray, tau
     return np.where(game.support, grad.numpy(), 0.0)
 
 
-def _with_unregularised_references(games) -> list[PreferenceGame]:
-    """For each game whose unregularised equilibrium NE_0 (max-entropy selection) covers Supp(π_ref): the same game
-    with π_ref = NE_0, where eq. 19 should hold."""
-    extra = []
-    for game in games:
-        ne = nash_lp(game).policy
-        if np.all(ne.support | ~game.support):
-            extra.append(PreferenceGame(game.P, ne, game.prompt_probs, actions=game.actions,
-                                        name=f"{game.name} with π_ref = NE_0"))
-    return extra
-
-
 @check("ipo-md/lemma-G.5", paper="IPO-MD", location="Lemma G.5, eq. 19, App. G",
        statement="NE_τ is a stationary point of online DPO iff p(y ≻ NE_τ) = Σ_{y'} NE_τ(y') σ(p(y ≻ NE_τ) − "
                  "p(y' ≻ NE_τ)) for all y (eq. 19)", quick=False)
@@ -314,34 +308,27 @@ def lemma_G_5(suite):
     identity); the verdict also requires the zero classifications to agree everywhere. Also reported: which games
     satisfy eq. 19 — exactly those with p(y ≻ π_ref) = ½ for all y (then NE_τ = π_ref), as derived in the docs."""
     games = list(suite.games())
-    games += _with_unregularised_references(games)
-    worst, where, zeros, disagreements = 0.0, "", [], []
+    games += with_unregularised_references(games)
+    worst, zeros, disagreements = Worst("identity"), [], []
     smallest_nonzero, largest_zero, characterised, defect = np.inf, 0.0, True, 0.0
-    for tau in TAUS:
-        algorithm = make("online-dpo", tau=tau)
-        for indices in by_shape(games).values():
-            group = [games[i] for i in indices]
-            stars = [regularized_nash(g, tau).policy for g in group]
-            _, grad = population_gradient(algorithm, group, np.stack([s.log_probs for s in stars]))
-            for g, s, gr in zip(group, stars, grad):
-                d0pi = g.prompt_probs[:, None] * s.probs
-                stationarity = -np.where(g.support, gr / np.where(g.support, 2 * tau * d0pi, 1.0), 0.0)
-                residual = eq19_residual(g, s)
-                error = float(np.abs(stationarity - residual).max())
-                log_ratio = np.where(g.support, tau * (s.log_probs - g.ref.log_probs) - g.preference_against(s), 0.0)
-                defect = max(defect, float((log_ratio.max(-1) - log_ratio.min(-1)).max()))
-                if error > worst:
-                    worst, where = error, f"{g.name}, τ = {tau:g}"
-                zero_grad, zero_res = np.abs(stationarity).max() <= 1e-9, np.abs(residual).max() <= 1e-9
-                if zero_grad != zero_res:
-                    disagreements.append(f"{g.name}, τ = {tau:g}")
-                if zero_res:
-                    zeros.append(g.name)
-                    largest_zero = max(largest_zero, float(np.abs(residual).max()))
-                else:
-                    smallest_nonzero = min(smallest_nonzero, float(np.abs(residual).max()))
-                half = np.abs(np.where(g.support, g.preference_against(g.ref) - 0.5, 0.0)).max() <= 1e-12
-                characterised &= bool(half == zero_res)
+    for tau, g, s, gr in gradients_at("online-dpo", games, TAUS, lambda g, tau: regularized_nash(g, tau).policy):
+        d0pi = g.prompt_probs[:, None] * s.probs
+        stationarity = -np.where(g.support, gr / np.where(g.support, 2 * tau * d0pi, 1.0), 0.0)
+        residual = eq19_residual(g, s)
+        log_ratio = np.where(g.support, tau * (s.log_probs - g.ref.log_probs) - g.preference_against(s), 0.0)
+        defect = max(defect, float((log_ratio.max(-1) - log_ratio.min(-1)).max()))
+        worst.update("identity", float(np.abs(stationarity - residual).max()), namer([g], τ=[tau]))
+        zero_grad, zero_res = np.abs(stationarity).max() <= 1e-9, np.abs(residual).max() <= 1e-9
+        if zero_grad != zero_res:
+            disagreements.append(f"{g.name}, τ = {tau:g}")
+        if zero_res:
+            zeros.append(g.name)
+            largest_zero = max(largest_zero, float(np.abs(residual).max()))
+        else:
+            smallest_nonzero = min(smallest_nonzero, float(np.abs(residual).max()))
+        half = np.abs(np.where(g.support, g.preference_against(g.ref) - 0.5, 0.0)).max() <= 1e-12
+        characterised &= bool(half == zero_res)
+    worst, where = worst["identity"]
     measured = (f"{len(games)} games × τ ∈ {TAUS}: |online-DPO stationarity at NE_τ − eq. 19 residual| "
                 f"(worst: {where}; eq. 20 defect of the solved NE_τ up to {defect:.1e}); eq. 19 held in {len(zeros)} "
                 f"(game, τ) cases (max residual {largest_zero:.1e}; smallest elsewhere {smallest_nonzero:.1e}), "
@@ -352,29 +339,16 @@ def lemma_G_5(suite):
                    counterexample="" if ok else f"classifications disagree at {disagreements[:1]}")
 
 
-def two_action_games(suite) -> list[tuple[PreferenceGame, float]]:
-    """(game, τ) pairs for Theorem G.6: P[0, 1] = p on a grid of 401 points in [0, 1] (uniform π_ref, τ = 0.1), and
-    ``suite.n`` seeded random ones — p uniform, π_ref Dirichlet(1.5), τ log-uniform in [0.01, 10]."""
-    out = []
-    for p in np.linspace(0.0, 1.0, 401):
-        out.append((PreferenceGame([[0.5, p], [1 - p, 0.5]], name=f"2-action p = {p:g}"), 0.1))
-    for i in range(suite.n):
-        rng = np.random.default_rng([suite.seed, 6, i])
-        p, ref, tau = rng.uniform(), rng.dirichlet([1.5, 1.5]), float(np.exp(rng.uniform(np.log(0.01), np.log(10))))
-        out.append((PreferenceGame([[0.5, p], [1 - p, 0.5]], ref, name=f"2-action#{i} (seed {suite.seed})"), tau))
-    return out
-
-
 @check("ipo-md/thm-G.6", paper="IPO-MD", location="Thm. G.6, App. G",
        statement="no 2-action game's NE_τ satisfies eq. 19 unless p = P[0,1] = ½")
 def thm_G_6(suite):
-    """Theorem G.6. For each 2-action game of :func:`two_action_games` (a grid in p plus ``suite.n`` random games with
-    random references and τ): solve NE_τ = (α, 1 − α) and compute eq. 19's residual. The theorem holds if the
+    """Theorem G.6. For each 2-action game of ``suite.two_action_games()`` (a grid in p plus ``suite.n`` random games
+    with random references and τ): solve NE_τ = (α, 1 − α) and compute eq. 19's residual. The theorem holds if the
     residual is 0 (≤ 1e-12, round-off) at p = ½ and above that everywhere else. Reported: the smallest
     max_y |residual| / |p − ½| off p = ½ against the bound 3/8 derived from the proof (|residual| =
     max(α, 1 − α)·|ε − (σ(ε) − ½)| ≥ ½·¾|ε|, ε = p − ½); and the error of the proof's closed forms
     (1 − α)(1 − q − σ(½ − q)) and −α(1 − q − σ(½ − q)), q = P[1, 0] in the paper's matrix."""
-    cases = two_action_games(suite)
+    cases = suite.two_action_games()
     at_half, proof_error, ratio, ratio_where, vanishing = 0.0, 0.0, np.inf, "", []
     for game, tau in cases:
         star = regularized_nash(game, tau).policy.probs[0]
@@ -431,26 +405,18 @@ def thm_G_7(suite):
     Verdict: holds-with-correction ("read DPO for IPO") when the DPO residuals are ≤ 1e-10 (round-off of rewards
     recovered from P as log P − log(1 − P)) and IPO is stationary at eq. 7 but not at π_r."""
     games = suite.games("bradley-terry")
-    rng = np.random.default_rng([suite.seed, 21])
+    rng = suite.rng(21)
     taus = np.array(TAUS)
-    worst, where, ipo_at_r, ipo_at_eq7 = 0.0, "", [], 0.0
-    for tau in TAUS:
-        for indices in by_shape(games).values():
-            group = [games[i] for i in indices]
-            stars = [fixed_points.kl_regularized_reward_maximiser(g, tau) for g in group]
-            _, grad = population_gradient(make("online-dpo", tau=tau), group, np.stack([s.log_probs for s in stars]))
-            for g, s, gr in zip(group, stars, grad):
-                error = kkt_residual(gr, g, s.probs, 1 / (2 * tau))
-                if error > worst:
-                    worst, where = error, f"{g.name}, τ = {tau:g} (online)"
+    worst, ipo_at_r, ipo_at_eq7 = Worst("dpo"), [], 0.0
+    for tau, g, s, gr in gradients_at("online-dpo", games, TAUS, fixed_points.kl_regularized_reward_maximiser):
+        worst.update("dpo", kkt_residual(gr, g, s.probs, 1 / (2 * tau)), lambda _: f"{g.name}, τ = {tau:g} (online)")
     for i, game in enumerate(games):  # offline: one μ per game, the τ values as configurations
         stars = np.stack([fixed_points.kl_regularized_reward_maximiser(game, tau).log_probs for tau in TAUS])
         mu = _random_data_policy(game, rng, zeros=i % 3 == 2)
         _, grad = population_gradient(make("offline-dpo", tau=taus), [game], stars, data=mu)
         for gr, tau in zip(grad, TAUS):
-            error = kkt_residual(gr, game, mu, 1 / (2 * tau))
-            if error > worst:
-                worst, where = error, f"{game.name}, τ = {tau:g} (offline, μ = {np.round(mu, 3).tolist()})"
+            worst.update("dpo", kkt_residual(gr, game, mu, 1 / (2 * tau)),
+                         lambda _: f"{game.name}, τ = {tau:g} (offline, μ = {np.round(mu, 3).tolist()})")
         if i % 3 != 2:
             eq7 = np.stack([best_response(game, mu, tau).log_probs for tau in TAUS])
             _, grad = population_gradient(make("offline-ipo", tau=np.tile(taus, 2)), [game],
@@ -458,6 +424,7 @@ def thm_G_7(suite):
             for k, tau in enumerate(TAUS):
                 ipo_at_r.append((kkt_residual(grad[k], game, mu, tau / 4), game.name, tau))
                 ipo_at_eq7 = max(ipo_at_eq7, kkt_residual(grad[len(TAUS) + k], game, mu, tau / 4))
+    worst, where = worst["dpo"]
     smallest, largest = min(ipo_at_r), max(ipo_at_r)
     median = np.median([value for value, *_ in ipo_at_r])
     measured = (f"{len(games)} Bradley–Terry games × τ ∈ {TAUS}: max DPO KKT residual at π_r (offline, any μ, and "
@@ -483,12 +450,12 @@ def remark_G_8(suite):
     taus = sorted(set(TAUS) | set(np.geomspace(0.01, 10.0, 7).round(6)))
     rps = rock_paper_scissors()
     cyclic_uniform = [PreferenceGame(g.P, name=f"{g.name} with uniform π_ref") for g in suite.random("cyclic")]
-    worst, where = 0.0, ""
+    worst = Worst("residual")
     for game in [rps] + cyclic_uniform:
         for tau in taus:
-            size = float(np.abs(eq19_residual(game, regularized_nash(game, tau).policy)).max())
-            if size > worst:
-                worst, where = size, f"{game.name}, τ = {tau:g}"
+            worst.update("residual", np.abs(eq19_residual(game, regularized_nash(game, tau).policy)).max(),
+                         namer([game], τ=[tau]))
+    worst, where = worst["residual"]
     biased = biased_rps(1.0, 2.0, 3.0)
     findings = {"cyclic(5)": cyclic(5), "rps-variant": rps_variant(antisymmetrize=True), "biased-rps": biased,
                 "biased-rps with π_ref = (1,2,3)/6": biased.with_ref(np.array([1.0, 2.0, 3.0]) / 6.0)}
@@ -519,10 +486,10 @@ def remark_G_9(suite):
     gradient, log-probabilities rebuilt from potentials divided by τ ≥ 0.05). Also: ``fixed_points.offline_ipo`` and
     the offline-DPO recipe's ``fixed_point`` return None for such μ (the engine refuses to name a unique optimum)."""
     games = suite.games()
-    rng = np.random.default_rng([suite.seed, 9])
+    rng = suite.rng(9)
     alphas = (0.5, 1e-6)
     taus = np.repeat(TAUS, len(alphas))  # configurations: (τ, α) pairs
-    worst, where, skipped, distance, engine_agrees, cases = 0.0, "", 0, np.inf, True, 0
+    worst, skipped, distance, engine_agrees, cases = Worst("error"), 0, np.inf, True, 0
     for game in games:
         mu = _random_data_policy(game, rng, zeros=True, keep_at_least=2)  # two actions: pairs with preferences
         policies = np.zeros((len(taus),) + game.ref.shape)
@@ -544,14 +511,14 @@ def remark_G_9(suite):
                 tau = taus[c]
                 error = max(kkt_residual(grad[c], game, mu, 1 / (2 * tau)),
                             kkt_residual(grad[c + 1], game, mu, 1 / (2 * tau)), abs(losses[c] - losses[c + 1]))
-                if error > worst:
-                    worst, where = error, f"{game.name}, τ = {tau:g}"
+                worst.update("error", error, namer([game], τ=[tau]))
                 gap = 0.5 * np.abs(policies[c] - policies[c + 1]).sum(-1) @ game.prompt_probs
                 distance = min(distance, float(gap))
                 engine_agrees &= fixed_points.offline_ipo(game, tau, mu) is None
                 engine_agrees &= make("offline-dpo", tau=tau).fixed_point(game, 0, mu) is None
             continue
         skipped += 1
+    worst, where = worst["error"]
     measured = (f"{cases} games × τ ∈ {TAUS} with zeros in μ ({skipped} skipped: a 0/1 preference inside supp μ): "
                 f"max KKT residual and |L(π^a) − L(π^b)| = {worst:.1e} (at {where}); the two minimisers differ by "
                 f"TV ≥ {distance:.3f}; engine returns None for the offline fixed points: "
@@ -562,15 +529,13 @@ def remark_G_9(suite):
 
 
 # ================================================================================================ App. F
-def ipo_md_field(log_pi: torch.Tensor, games: list[PreferenceGame], beta, tau: float) -> torch.Tensor:
+def ipo_md_field(log_pi: torch.Tensor, batch: Batch, beta, tau: float) -> torch.Tensor:
     """The exact IPO-MD(β) population gradient with respect to the logits, written out (docs/algorithms.md, "Prop. 5.1,
     as found"): −(4/τ) d0(x) [m ⊙ f − π (m·f)], m = π_β ∝ π^{1−β} π_ref^β, f = Pm − ½ − τ(log π/π_ref − c),
     c = E_m[log π/π_ref]. Differentiable in ``log_pi`` [C, X, Y] *through the sampling distribution m* — the engine's
     gradient stops gradients there (as the algorithm must), so its Jacobian has to come from this form. Full-support
-    games only; one game per configuration; ``beta`` a float or [C]."""
-    P = torch.as_tensor(np.stack([g.P for g in games]))
-    log_ref = torch.as_tensor(np.stack([g.ref.log_probs for g in games]))
-    d0 = torch.as_tensor(np.stack([g.prompt_probs for g in games]))[..., None]
+    games only; one configuration per entry of ``batch``; ``beta`` a float or [C]."""
+    P, log_ref, d0 = torch.as_tensor(batch.P), torch.as_tensor(batch.log_ref), torch.as_tensor(batch.d0)[..., None]
     b = torch.as_tensor(np.asarray(beta, dtype=np.float64)).reshape(-1, 1, 1)
     m = torch.softmax((1 - b) * log_pi + b * log_ref, dim=-1)
     r = log_pi - log_ref
@@ -592,11 +557,11 @@ def rotation_numbers(games: list[PreferenceGame], betas, tau: float, stars: np.n
     for indices in by_shape(games).values():
         _, grad = population_gradient(make("ipo-md", tau=tau, beta=betas[indices]), [games[i] for i in indices],
                                       stars[indices])
-        mine = ipo_md_field(torch.as_tensor(stars[indices]), [games[i] for i in indices], betas[indices], tau)
+        mine = ipo_md_field(torch.as_tensor(stars[indices]), Batch.of([games[i] for i in indices]), betas[indices], tau)
         field_error = max(field_error, float(np.abs(grad - mine.numpy()).max()) * tau / 4)
-    theta = torch.as_tensor(stars[:, 0])  # [C, 3]
+    theta, batch = torch.as_tensor(stars[:, 0]), Batch.of(games)  # θ [C, 3]
     J = torch.autograd.functional.jacobian(
-        lambda t: ipo_md_field(torch.log_softmax(t, -1)[:, None], games, betas, tau)[:, 0].sum(0), theta)  # [3, C, 3]
+        lambda t: ipo_md_field(torch.log_softmax(t, -1)[:, None], batch, betas, tau)[:, 0].sum(0), theta)  # [3, C, 3]
     M = np.einsum("ia,icj,jb->cab", PLANE, J.numpy(), PLANE)  # [C, 2, 2]
     half_trace = 0.5 * (M[:, 0, 0] + M[:, 1, 1])
     discriminant = half_trace ** 2 - np.linalg.det(M)
@@ -691,25 +656,12 @@ def app_F(suite):
                    counterexample="; ".join(failures))
 
 
-def three_action_games(suite) -> list[PreferenceGame]:
-    """``suite.n`` seeded random 3-action intransitive games (a cycle; skew part uniform) with references
-    Dirichlet(1.5), uniform for every fourth game: ``three_action_games(Suite(seed=S))[i]`` rebuilds
-    "intransitive-3#i (seed S)"."""
-    out = []
-    for i in range(suite.n):
-        rng = np.random.default_rng([suite.seed, 3, i])
-        P = random_intransitive(3, seed=int(rng.integers(2**32))).P
-        ref = np.full(3, 1 / 3) if i % 4 == 3 else rng.dirichlet(np.full(3, 1.5))
-        out.append(PreferenceGame(P, ref, name=f"intransitive-3#{i} (seed {suite.seed})"))
-    return out
-
-
 @check("ipo-md/app-F-random", paper="IPO-MD", location="App. F, Figure 9 (beyond its game)",
        statement="App. F's observations on random 3-action intransitive games (τ = 0.1): IPO-MD(β) converges; as β "
                  "decreases the limit moves toward NE_τ (TV) and the path cycles more", quick=False)
 def app_F_random(suite):
     """App. F's qualitative claims, tested beyond the one game of Figure 9: the named 3-action games (RPS, the
-    App. F variant, biased RPS) and :func:`three_action_games` (``suite.n`` random ones, random references), β ∈
+    App. F variant, biased RPS) and ``suite.three_action_games()`` (``suite.n`` random ones), β ∈
     {0, ¼, ½, ¾, 1}, τ = 0.1, one batched simulation (:func:`_beta_sweep`, 1000 steps from Figure 9's start):
 
     * convergence: every fixed point is locally attracting for the flow (Re λ > 0) and for the lr-0.05 step
@@ -720,7 +672,7 @@ def app_F_random(suite):
 
     Verdict fails when any game breaks monotonicity or convergence; the counterexample gives the first such game
     with its numbers. The error reported is the closed-form field's disagreement with the engine (unit scale)."""
-    games = [g for g in suite.named() if g.ref.shape == (1, 3)] + three_action_games(suite)
+    games = [g for g in suite.named() if g.ref.shape == (1, 3)] + suite.three_action_games()
     sweep = _beta_sweep(games, FIGURE9_BETAS, steps=1000)
     toward, cycling, unstable = [], [], []  # (uniform π_ref?, description) per game that breaks a claim
     for i, game in enumerate(games):

@@ -5,14 +5,12 @@ Our notation (``docs/paper_notes.md`` §2): the survey's β is our ``tau`` in eq
 its step α_t is 1/η_t, so the mixture weight α_t β of eq. 58 is our β = τ/η. Nash-MD is read with the unregularised
 payoff (``docs/algorithms.md`` §3): π_{t+1} ∝ π_mix exp(p(y ≻ π_mix)/η), π_mix ∝ π_t^{1−τ/η} π_ref^{τ/η}.
 
-The dynamics run on whole shape groups at once (:class:`Batch`, one array per group of games with the same shape and
-support): the engine's closed-form maps where the check is about them, the same maps in numpy (checked equal to the
-engine's) where a check needs a step schedule the engine lacks or thousands of maps.
+The dynamics run on whole shape groups at once (:class:`~preference_games.verify.exact.Batch`, one array per group of
+games with the same shape and support): the engine's closed-form maps where the check is about them, the same maps in
+numpy (checked equal to the engine's) where a check needs a step schedule the engine lacks or thousands of maps.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -21,69 +19,18 @@ from ..algorithms import make
 from ..dynamics import simulate
 from ..equilibria import regularized_nash
 from ..models import TabularLogits
-from ..policies import _kl
-from .core import CORRECTED, FAILS, HOLDS, Outcome, check
-from .exact import by_shape, population_gradient, random_policies
+from .core import FAILS, HOLDS, Outcome, check
+from .exact import Batch, batches, population_gradient, random_policies
+from .worst import Worst, corrected_verdict, namer
 
 SURVEY = "survey (LLM alignment techniques)"
 
 
 # ================================================================================================ shared tools
-@dataclass(frozen=True)
-class Batch:
-    """Games of one shape and support as stacked arrays: P [G, X, Y, Y], log π_ref [G, X, Y], d0 [G, X], and the
-    common support [X, Y]. Every method acts on log-probability tables [..., G, X, Y] (leading axes broadcast)."""
-
-    games: tuple
-    P: np.ndarray
-    log_ref: np.ndarray
-    d0: np.ndarray
-    support: np.ndarray
-
-    @classmethod
-    def of(cls, games) -> Batch:
-        games = tuple(games)
-        return cls(games, np.stack([g.P for g in games]), np.stack([g.ref.log_probs for g in games]),
-                   np.stack([g.prompt_probs for g in games]), games[0].support)
-
-    @property
-    def names(self) -> list[str]:
-        return [g.name for g in self.games]
-
-    def finite(self, table: np.ndarray) -> np.ndarray:
-        """−inf outside the support replaced by 0, so that weighted sums of tables never form 0·(−inf)."""
-        return np.where(self.support, table, 0.0)
-
-    def normalise(self, table: np.ndarray) -> np.ndarray:
-        """log softmax over the support (−inf outside it)."""
-        table = np.where(self.support, table, -np.inf)
-        top = table.max(axis=-1, keepdims=True)
-        return table - top - np.log(np.exp(table - top).sum(axis=-1, keepdims=True))
-
-    def win(self, log_pi: np.ndarray) -> np.ndarray:
-        """p(y ≻ π) = (Pπ)(y)."""
-        return np.matmul(self.P, np.exp(log_pi)[..., None])[..., 0]
-
-    def kl(self, log_p: np.ndarray, log_q: np.ndarray) -> np.ndarray:
-        """Σ_x d0(x) KL(p(·|x) ‖ q(·|x)): [..., G]."""
-        return (_kl(log_p, log_q) * self.d0).sum(axis=-1)
-
-    def gap0(self, log_pi: np.ndarray) -> np.ndarray:
-        """The unregularised duality gap Σ_x d0(x)·(2 max_{y ∈ Supp} p(y ≻ π) − 1) (docs/engine.md): [..., G]."""
-        best = np.where(self.support, self.win(log_pi), -np.inf).max(axis=-1)
-        return (np.maximum(2.0 * best - 1.0, 0.0) * self.d0).sum(axis=-1)
-
-
-def batches(games) -> list[Batch]:
-    """The games as shape groups (:func:`~preference_games.verify.exact.by_shape`)."""
-    return [Batch.of([games[i] for i in indices]) for indices in by_shape(games).values()]
-
-
 def nash_md_map(batch: Batch, log_pi: np.ndarray, tau: float, eta: float) -> np.ndarray:
     """Exact Nash-MD (survey eqs. 58–59, unregularised payoff): π_mix ∝ π^{1−τ/η} π_ref^{τ/η}, then
     π_{t+1} ∝ π_mix exp(p(y ≻ π_mix)/η)."""
-    beta = tau / eta
-    mixture = batch.normalise((1.0 - beta) * batch.finite(log_pi) + beta * batch.finite(batch.log_ref))
+    mixture = batch.mixture(log_pi, tau / eta)
     return batch.normalise(mixture + batch.win(mixture) / eta)
 
 
@@ -96,21 +43,6 @@ def munos_eta(tau: float, t: int) -> float:
     """The decreasing step of Munos et al.'s Theorem 1 in our notation: α_t = 2/(τ(t + 2)), i.e. η_t = τ(t + 2)/2
     for the map π_t → π_{t+1}, t = 0, 1, … (the first map has τ/η_0 = 1: π_1 = BR_τ(π_ref))."""
     return tau * (t + 2) / 2.0
-
-
-def worst(values, names):
-    """(largest value, the game it belongs to) over concatenated per-game arrays."""
-    values = np.concatenate([np.ravel(v) for v in values])
-    names = [n for group in names for n in group]
-    i = int(np.argmax(values))
-    return float(values[i]), names[i]
-
-
-def verdict(printed_ok: bool, corrected_ok: bool) -> str:
-    """holds (true as printed), holds-with-correction (false as printed, the correction measured true) or fails."""
-    if printed_ok and corrected_ok:
-        return HOLDS
-    return CORRECTED if corrected_ok else FAILS
 
 
 # ================================================================================================ Nash-MD
@@ -135,7 +67,7 @@ def nash_md_last_iterate(suite):
     group) NASH_MD_MAPS[η] times from π_ref on every game and measure KL(π*_τ ‖ π_T) (the printed claim) and
     KL(π_fix ‖ π_T) (the corrected one). Tolerance NASH_MD_TOL (solver precision, see its comment)."""
     games = suite.games()
-    printed, corrected, names = [], [], []
+    worst = Worst("printed", "corrected", start=-np.inf)
     groups = batches(games)
     stars = [np.stack([regularized_nash(g, NASH_MD_TAU).policy.log_probs for g in batch.games]) for batch in groups]
     for eta, maps in NASH_MD_MAPS.items():
@@ -144,16 +76,16 @@ def nash_md_last_iterate(suite):
                            steps=maps, record_every=maps)
             final = run.log_probs[-1]
             fixed = np.stack([fixed_points.nash_md(g, NASH_MD_TAU, eta).log_probs for g in batch.games])
-            printed.append(batch.kl(star, final))
-            corrected.append(batch.kl(fixed, final))
-            names.append([f"{n}, η = {eta:g}" for n in batch.names])
-    printed_worst, printed_where = worst(printed, names)
-    corrected_worst, corrected_where = worst(corrected, names)
+            where = namer(batch.games, η=np.full(len(batch.games), eta))
+            worst.update("printed", batch.kl(star, final), where)
+            worst.update("corrected", batch.kl(fixed, final), where)
+    printed_worst, printed_where = worst["printed"]
+    corrected_worst, corrected_where = worst["corrected"]
     return Outcome(
         f"after {'/'.join(map(str, NASH_MD_MAPS.values()))} exact maps at τ = {NASH_MD_TAU:g}, η = "
         f"{'/'.join(f'{e:g}' for e in NASH_MD_MAPS)}: max KL(π_fix ‖ π_T) = "
         f"{corrected_worst:.2e} ({corrected_where}); as printed, max KL(π*_τ ‖ π_T) = {printed_worst:.3g}",
-        corrected_worst, NASH_MD_TOL, verdict(printed_worst <= NASH_MD_TOL, corrected_worst <= NASH_MD_TOL),
+        corrected_worst, NASH_MD_TOL, corrected_verdict(printed_worst <= NASH_MD_TOL, corrected_worst <= NASH_MD_TOL),
         len(games),
         counterexample=f"{printed_where}: the last iterate stops at KL(π*_τ ‖ π_T) = {printed_worst:.4g} from the "
                        f"regularised equilibrium (the eq. 13 point at β = τ/η; the gap shrinks with τ/η)",
@@ -180,7 +112,7 @@ def nash_md_decreasing_step(suite):
     (KL_{t+1} − (1 − τ/η_t) KL_t)/(2/η_t²) (≤ 1: the one-step inequality holds) and the fitted exponent of
     KL(π*_τ ‖ π_t) in t between T/4 and T (−1 for the O(1/T) rate; games already at π*_τ, KL < 1e-13, are skipped)."""
     games = suite.games()
-    ratios, steps, slopes, names = [], [], [], []
+    worst = Worst("ratio", "step", "slope", start=-np.inf)
     horizon = (DECREASING_MAPS // 4, DECREASING_MAPS)
     for tau in DECREASING_TAUS:
         for batch in batches(games):
@@ -193,21 +125,20 @@ def nash_md_decreasing_step(suite):
             for t in range(DECREASING_MAPS):
                 eta = munos_eta(tau, t)
                 log_pi = nash_md_map(batch, log_pi, tau, eta)
-                new = (weight * batch.finite(star - log_pi)).sum(axis=(1, 2))  # full support of π* on Supp(π_ref)
+                new = (weight * batch.inside(star - log_pi)).sum(axis=(1, 2))  # full support of π* on Supp(π_ref)
                 step_ratio = np.maximum(step_ratio, (new - (1.0 - tau / eta) * kl) * eta**2 / 2.0)
                 kl = new
                 if t + 1 in horizon:
                     at[t + 1] = kl
-            ratios.append(np.stack([at[T] * tau**2 * (T + 1) / 8.0 for T in horizon], axis=1))
-            steps.append(step_ratio)
+            where = namer(batch.games, τ=np.full(len(batch.games), tau))
+            worst.update("ratio", np.stack([at[T] * tau**2 * (T + 1) / 8.0 for T in horizon], axis=1).max(axis=1),
+                         where)
+            worst.update("step", step_ratio, where)
             moving = at[horizon[0]] > 1e-13  # games that start at π*_τ (π_ref uniform on a cyclic game) have no rate
             with np.errstate(divide="ignore", invalid="ignore"):
                 slope = np.log(at[horizon[1]] / at[horizon[0]]) / np.log(horizon[1] / horizon[0])
-            slopes.append(np.where(moving, slope, -np.inf))
-            names.append([f"{n}, τ = {tau:g}" for n in batch.names])
-    ratio, where = worst(ratios, [[n for n in group for _ in horizon] for group in names])
-    step_worst, _ = worst(steps, names)
-    slope, slope_where = worst(slopes, names)
+            worst.update("slope", np.where(moving, slope, -np.inf), where)
+    (ratio, where), (step_worst, _), (slope, slope_where) = worst["ratio"], worst["step"], worst["slope"]
     return Outcome(
         f"KL(π*_τ ‖ π_T)·τ²(T+1)/8 over T ∈ {horizon}, τ ∈ {DECREASING_TAUS}: max {ratio:.2e} ({where}); one-step "
         f"inequality ratio max {step_worst:.3g}; fitted exponent of KL in t max {slope:.3f} ({slope_where})",
@@ -262,15 +193,15 @@ def sppo_multiplicative_update(suite):
     The error is the largest of the four; tolerance IDENTITY_TOL. The distance between the loss-based minimiser and
     eq. 60's iterate (not an error: a property of the 1/(2η) approximation; log Z_t ≥ 1/(2η) by Jensen) is reported."""
     games = suite.games()
-    rng = np.random.default_rng([suite.seed, 60])
-    errors, offsets, names = [], [], []
+    rng = suite.rng(60)
+    worst = Worst("error", "offset", start=-np.inf)
     for batch in batches(games):
         start = np.concatenate([random_policies(g, 1, rng) for g in batch.games])  # [G, X, Y]
         win = batch.win(start)
         for eta in SPPO_ETAS:
             run = simulate(make("sppo", eta=eta), list(batch.games), mode="closed-form", steps=1,
                            policy=TabularLogits.from_log_probs(start))
-            expected = batch.normalise(batch.finite(start) + win / eta)  # eq. 60 written out
+            expected = batch.normalise(batch.inside(start) + win / eta)  # eq. 60 written out
             engine_error = np.abs(np.where(batch.support, run.log_probs[1] - expected, 0.0)).max(axis=(1, 2))
             log_z = np.log((np.exp(start) * np.exp(win / eta)).sum(axis=-1, keepdims=True))  # Z_t per prompt
             residual = np.abs(np.where(batch.support, expected - start - (win / eta - log_z), 0.0)).max(axis=(1, 2))
@@ -281,12 +212,11 @@ def sppo_multiplicative_update(suite):
             gradient_error = np.abs(grad - predicted).max(axis=(1, 2))
             minimiser = regression_minimiser(start, (win - 0.5) / eta, batch.support)
             _, at_minimum = population_gradient(algorithm, list(batch.games), minimiser, anchor=start)
-            errors.append(np.maximum.reduce([engine_error, residual, gradient_error,
-                                             np.abs(at_minimum).max(axis=(1, 2))]))
-            offsets.append(np.abs(np.exp(minimiser) - np.exp(expected)).max(axis=(1, 2)))
-            names.append([f"{n}, η = {eta:g}" for n in batch.names])
-    error, where = worst(errors, names)
-    offset, offset_where = worst(offsets, names)
+            where = namer(batch.games, η=np.full(len(batch.games), eta))
+            worst.update("error", np.maximum.reduce([engine_error, residual, gradient_error,
+                                                     np.abs(at_minimum).max(axis=(1, 2))]), where)
+            worst.update("offset", np.abs(np.exp(minimiser) - np.exp(expected)).max(axis=(1, 2)), where)
+    (error, where), (offset, offset_where) = worst["error"], worst["offset"]
     ok = error <= IDENTITY_TOL
     return Outcome(
         f"engine map vs eq. 60, eq. 61 residual, loss-based gradients vs prediction, η ∈ {SPPO_ETAS}: max {error:.1e} "
@@ -315,7 +245,8 @@ def sppo_average_iterate(suite):
     the fitted exponent of the worst gap in T, the last iterate's gap (which does not converge on intransitive
     games), and the average with the constant η = CONSTANT_ETA."""
     games = suite.games()
-    ratios, gaps, lasts, constant, names = [], [], [], [], []
+    worst = Worst("ratio", "last", start=-np.inf)
+    gaps, lasts, constant = [], [], []
     for batch in batches(games):
         spread = np.where(batch.support, -batch.log_ref, -np.inf).max(axis=(1, 2))  # max log(1/π_ref(y))
         per_horizon_gap, per_horizon_last, per_horizon_ratio = [], [], []
@@ -337,16 +268,15 @@ def sppo_average_iterate(suite):
             if t in AVERAGE_HORIZONS:
                 with np.errstate(divide="ignore"):
                     at.append(batch.gap0(np.log(total / t)))
-        ratios.append(np.stack(per_horizon_ratio, axis=1))
+        worst.update("ratio", np.stack(per_horizon_ratio, axis=1).max(axis=1), namer(batch.games))
+        worst.update("last", per_horizon_last[-1], namer(batch.games))
         gaps.append(np.stack(per_horizon_gap, axis=1))
         lasts.append(per_horizon_last[-1])
         constant.append(np.stack(at, axis=1))
-        names.append(batch.names)
-    ratio, where = worst(ratios, [[n for n in group for _ in AVERAGE_HORIZONS] for group in names])
+    (ratio, where), (last, last_where) = worst["ratio"], worst["last"]
     gaps, constant = np.concatenate(gaps), np.concatenate(constant)
     worst_gaps = gaps.max(axis=0)
     exponent = np.polyfit(np.log(AVERAGE_HORIZONS), np.log(worst_gaps), 1)[0]
-    last, last_where = worst(lasts, names)
     ok = ratio <= 1.0 + 1e-12
     return Outcome(
         f"η = √T, T ∈ {AVERAGE_HORIZONS}: worst DualGap_0(π̄_T) {', '.join(f'{g:.3g}' for g in worst_gaps)} "

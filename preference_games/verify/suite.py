@@ -11,6 +11,10 @@ Every random game gets a full-support reference policy, Dirichlet(1.5) — unifo
 the claims are tested away from the uniform reference that makes many of them trivial. A random game's name says how
 to rebuild it (``Suite(seed=S).random(family)[i]``), so every counterexample a check prints is reproducible.
 
+Checks that need games of their own draw them here too, seeded from the suite's seed: :meth:`Suite.two_action_games`
+(IPO-MD Thm. G.6), :meth:`Suite.three_action_games` (App. F) and :func:`with_unregularised_references` (Lemma G.5).
+:meth:`Suite.rng` gives each check its own seeded generator.
+
 >>> suite = Suite(games=8, seed=0)
 >>> [g.name for g in suite.random()[:2]]
 ['intransitive#0 (seed 0)', 'bradley-terry#1 (seed 0)']
@@ -24,6 +28,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from ..equilibria import nash_lp
 from ..games import PreferenceGame, bradley_terry, by_name, cyclic, random_intransitive
 
 FAMILIES = ("intransitive", "bradley-terry", "cyclic", "contextual")
@@ -62,6 +67,51 @@ class Suite:
     def games(self, family: str | None = None) -> tuple[PreferenceGame, ...]:
         """The named games and the random ones (of one family, or of all in turn)."""
         return self.named(family) + self.random(family)
+
+    def rng(self, *tags: int) -> np.random.Generator:
+        """The generator ``default_rng([seed, *tags])``: one stream per check (its own tags), so each check's random
+        draws are reproducible alone and do not depend on which other checks ran."""
+        return np.random.default_rng([self.seed, *tags])
+
+    def two_action_games(self) -> list[tuple[PreferenceGame, float]]:
+        """(game, τ) pairs for IPO-MD Thm. G.6: P[0, 1] = p on a grid of 401 points in [0, 1] (uniform π_ref,
+        τ = 0.1), then ``n`` seeded random ones, game i from ``rng(6, i)`` — p uniform, π_ref Dirichlet(1.5), τ
+        log-uniform in [0.01, 10] — named "2-action#i (seed S)"."""
+        out = []
+        for p in np.linspace(0.0, 1.0, 401):
+            out.append((PreferenceGame([[0.5, p], [1 - p, 0.5]], name=f"2-action p = {p:g}"), 0.1))
+        for i in range(self.n):
+            rng = self.rng(6, i)
+            p, ref = rng.uniform(), rng.dirichlet([1.5, 1.5])
+            tau = float(np.exp(rng.uniform(np.log(0.01), np.log(10))))
+            out.append((PreferenceGame([[0.5, p], [1 - p, 0.5]], ref, name=f"2-action#{i} (seed {self.seed})"), tau))
+        return out
+
+    def three_action_games(self) -> list[PreferenceGame]:
+        """``n`` seeded random 3-action intransitive games (a cycle; skew part uniform), game i from ``rng(3, i)``
+        and named "intransitive-3#i (seed S)". The reference is uniform when i % 4 == 3 and Dirichlet(1.5)
+        otherwise: a fixed quarter of the games, chosen by index (unlike :meth:`random`, whose uniform references are
+        decided on a stream of their own). ``rng(3, i)`` is also the stream of the contextual family's game i
+        (family index 3), which draws other quantities from it."""
+        out = []
+        for i in range(self.n):
+            rng = self.rng(3, i)
+            P = random_intransitive(3, seed=int(rng.integers(2**32))).P
+            ref = np.full(3, 1 / 3) if i % 4 == 3 else rng.dirichlet(np.full(3, 1.5))
+            out.append(PreferenceGame(P, ref, name=f"intransitive-3#{i} (seed {self.seed})"))
+        return out
+
+
+def with_unregularised_references(games) -> list[PreferenceGame]:
+    """For each game whose unregularised equilibrium NE_0 (``nash_lp``'s max-entropy selection) covers
+    Supp(π_ref): the same game with π_ref = NE_0, named "<name> with π_ref = NE_0"."""
+    extra = []
+    for game in games:
+        ne = nash_lp(game).policy
+        if np.all(ne.support | ~game.support):
+            extra.append(PreferenceGame(game.P, ne, game.prompt_probs, actions=game.actions,
+                                        name=f"{game.name} with π_ref = NE_0"))
+    return extra
 
 
 def _check_family(family):
