@@ -44,6 +44,17 @@ def test_each_family_has_its_structure(family):
             assert np.abs(g.S.sum(-1)).max() < 1e-15
 
 
+def test_fixed_size_games_have_their_own_streams_and_names():
+    suite = Suite(games=6, seed=2)
+    three = suite.random("cyclic", actions=3)
+    assert all(g.num_actions == 3 and g.name == f"cyclic-3#{i} (seed 2)" for i, g in enumerate(three))
+    assert not np.array_equal(suite.random("bradley-terry", actions=4)[0].P, suite.random("bradley-terry")[0].P)
+    with pytest.raises(ValueError, match="needs an integer number of actions >= 3"):
+        suite.random("intransitive", actions=2)
+    with pytest.raises(ValueError, match="needs a family"):
+        suite.random(actions=3)
+
+
 def test_bad_suite_arguments_are_rejected():
     with pytest.raises(ValueError, match="non-negative integer"):
         Suite(games=2.5)

@@ -9,10 +9,12 @@ Families (round-robin in :meth:`Suite.random`, or one family on request):
 
 Every random game gets a full-support reference policy, Dirichlet(1.5) — uniform for about a quarter of them — so that
 the claims are tested away from the uniform reference that makes many of them trivial. A random game's name says how
-to rebuild it (``Suite(seed=S).random(family)[i]``), so every counterexample a check prints is reproducible.
+to rebuild it (``Suite(seed=S).random(family)[i]``; ``family-k#i``: ``Suite(seed=S).random(family, actions=k)[i]``),
+so every counterexample a check prints is reproducible.
 
-Checks that need games of their own draw them here too, seeded from the suite's seed: :meth:`Suite.two_action_games`
-(IPO-MD Thm. G.6), :meth:`Suite.three_action_games` (App. F) and :func:`with_unregularised_references` (Lemma G.5).
+Checks that need games of their own draw them here too, seeded from the suite's seed: games of one size
+(``random(family, actions=k)``, e.g. 3-action games for IPO-MD App. F), :meth:`Suite.two_action_games` (Thm. G.6)
+and :func:`with_unregularised_references` (Lemma G.5).
 :meth:`Suite.rng` gives each check its own seeded generator.
 
 >>> suite = Suite(games=8, seed=0)
@@ -59,10 +61,14 @@ class Suite:
         return tuple(by_name(name, antisymmetrize=True) for name, fam in NAMED.items() if family in (None, fam))
 
     @lru_cache(maxsize=None)
-    def random(self, family: str | None = None) -> tuple[PreferenceGame, ...]:
-        """``games`` seeded random games: the families in turn, or all of one family."""
+    def random(self, family: str | None = None, actions: int | None = None) -> tuple[PreferenceGame, ...]:
+        """``games`` seeded random games: the families in turn, or all of one family; ``actions``: all of that size
+        (a family's game of a fixed size is drawn from a stream of its own and named ``family-actions#i``)."""
         _check_family(family)
-        return tuple(_random_game(family or FAMILIES[i % len(FAMILIES)], i, self.seed) for i in range(self.n))
+        if actions is not None and family is None:
+            raise ValueError("a fixed number of actions needs a family")
+        return tuple(_random_game(family or FAMILIES[i % len(FAMILIES)], i, self.seed, actions)
+                     for i in range(self.n))
 
     def games(self, family: str | None = None) -> tuple[PreferenceGame, ...]:
         """The named games and the random ones (of one family, or of all in turn)."""
@@ -87,21 +93,6 @@ class Suite:
             out.append((PreferenceGame([[0.5, p], [1 - p, 0.5]], ref, name=f"2-action#{i} (seed {self.seed})"), tau))
         return out
 
-    def three_action_games(self) -> list[PreferenceGame]:
-        """``n`` seeded random 3-action intransitive games (a cycle; skew part uniform), game i from ``rng(3, i)``
-        and named "intransitive-3#i (seed S)". The reference is uniform when i % 4 == 3 and Dirichlet(1.5)
-        otherwise: a fixed quarter of the games, chosen by index (unlike :meth:`random`, whose uniform references are
-        decided on a stream of their own). ``rng(3, i)`` is also the stream of the contextual family's game i
-        (family index 3), which draws other quantities from it."""
-        out = []
-        for i in range(self.n):
-            rng = self.rng(3, i)
-            P = random_intransitive(3, seed=int(rng.integers(2**32))).P
-            ref = np.full(3, 1 / 3) if i % 4 == 3 else rng.dirichlet(np.full(3, 1.5))
-            out.append(PreferenceGame(P, ref, name=f"intransitive-3#{i} (seed {self.seed})"))
-        return out
-
-
 def with_unregularised_references(games) -> list[PreferenceGame]:
     """For each game whose unregularised equilibrium NE_0 (``nash_lp``'s max-entropy selection) covers
     Supp(π_ref): the same game with π_ref = NE_0, named "<name> with π_ref = NE_0"."""
@@ -119,22 +110,30 @@ def _check_family(family):
         raise ValueError(f"unknown game family {family!r}; choose one of: {', '.join(FAMILIES)}")
 
 
-def _random_game(family: str, i: int, seed: int) -> PreferenceGame:
-    rng = np.random.default_rng([seed, FAMILIES.index(family), i])
-    name = f"{family}#{i} (seed {seed})"
+#: The numbers of actions each family draws from (both ends included), and the fewest it can have.
+SIZES = {"intransitive": (3, 6), "bradley-terry": (2, 6), "cyclic": (3, 7), "contextual": (3, 5)}
+
+
+def _random_game(family: str, i: int, seed: int, actions: int | None = None) -> PreferenceGame:
+    low, high = SIZES[family]
+    if actions is not None and (int(actions) != actions or actions < low):
+        raise ValueError(f"the {family} family needs an integer number of actions >= {low}; got {actions}")
+    stream = [seed, FAMILIES.index(family), i] + ([] if actions is None else [int(actions)])
+    rng = np.random.default_rng(stream if actions is None else stream + [0])  # fixed-size draws: stream + [0]
+    name = f"{family}#{i} (seed {seed})" if actions is None else f"{family}-{actions}#{i} (seed {seed})"
+    n = int(rng.integers(low, high + 1)) if actions is None else int(actions)
     if family == "intransitive":
-        P = random_intransitive(int(rng.integers(3, 7)), seed=int(rng.integers(2**32))).P
+        P = random_intransitive(n, seed=int(rng.integers(2**32))).P
     elif family == "bradley-terry":
-        P = bradley_terry(rng.normal(scale=1.5, size=int(rng.integers(2, 7)))).P
+        P = bradley_terry(rng.normal(scale=1.5, size=n)).P
     elif family == "cyclic":
-        P = cyclic(int(rng.integers(3, 8)), strength=float(rng.uniform(0.2, 1.0))).P
+        P = cyclic(n, strength=float(rng.uniform(0.2, 1.0))).P
     else:
-        P = random_intransitive(int(rng.integers(3, 6)), seed=int(rng.integers(2**32)),
-                                num_prompts=int(rng.integers(2, 4))).P
+        P = random_intransitive(n, seed=int(rng.integers(2**32)), num_prompts=int(rng.integers(2, 4))).P
     X, Y = P.shape[:2]
     # A uniform reference for a quarter of the games, decided on a stream of its own (not by i mod 4, which in the
     # round-robin would pick one family; not from ``rng``, so the other games keep their draws).
-    uniform = np.random.default_rng([seed, FAMILIES.index(family), i, 1]).random() < 0.25
+    uniform = np.random.default_rng(stream + [1]).random() < 0.25
     ref = np.full((X, Y), 1.0 / Y) if uniform else rng.dirichlet(np.full(Y, 1.5), size=X)
     prompt_probs = rng.dirichlet(np.ones(X)) if X > 1 else None
     return PreferenceGame(P, ref, prompt_probs, name=name)
