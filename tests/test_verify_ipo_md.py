@@ -26,7 +26,7 @@ def test_checks_that_hold(name):
 
 def test_every_check_of_the_module_is_registered_in_order():
     names = [c.name for c in checks(["ipo-md/"]) if c.run.__module__ == ipo_md.__name__]
-    assert names == ["ipo-md/prop-4.1", "ipo-md/eq-3", "ipo-md/eq-7", "ipo-md/prop-4.2", "ipo-md/eq-13",
+    assert names == ["ipo-md/eq-3", "ipo-md/eq-7", "ipo-md/prop-4.1", "ipo-md/prop-4.2", "ipo-md/eq-13",
                      "ipo-md/prop-5.1", "ipo-md/prop-5.2", "ipo-md/expanded-loss", "ipo-md/soft-label"]
 
 

@@ -42,22 +42,6 @@ BETAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 PAPER = "IPO-MD"
 
 
-@check("ipo-md/prop-4.1", paper="IPO-MD", location="Prop. 4.1, eq. 12",
-       statement="the regularised Nash equilibrium π* ∝ π_ref exp(Pπ*/τ) is a stationary point of the online IPO "
-                 "population loss (eq. 11), and its duality gap is 0")
-def prop_4_1(suite):
-    """For every game and τ ∈ TAUS: solve π* with the engine, then take the exact gradient of the online-IPO
-    population loss (eq. 11, pairs from SG[π], λ_p labels) with respect to the logits at π*. The error is the larger
-    of τ·max |∇| (the loss's targets are 1/2τ, so τ·∇ is the gradient on a unit scale) and DualGap(π*)."""
-    games = suite.games()
-    worst = Worst("error")
-    for tau, g, star, grad in gradients_at("online-ipo", games, TAUS, lambda g, tau: regularized_nash(g, tau).policy):
-        worst.update("error", max(tau * float(np.abs(grad).max()), duality_gap(g, star, tau)), namer([g], τ=[tau]))
-    worst, where = worst["error"]
-    return judged(f"max over games and τ ∈ {TAUS} of τ·|∇ online-IPO loss at π*| and DualGap(π*) (worst: {where})",
-                  worst, 1e-9, len(games))
-
-
 # ================================================================================================== helpers
 def _full_support(games) -> None:
     """The closed forms below take log π_ref; every suite game has a full-support reference, and we say so loudly if
@@ -209,6 +193,23 @@ def eq_7(suite):
                   f"{worst.value['quadratic']:.1e} over 4 perturbations (τ²Q(δ) ≥ {smallest:.1e} > 0), "
                   f"|π* − engine| ≤ {worst.value['engine']:.1e}; random μ per game, τ ∈ {TAUS} (worst: {where})",
                   error, 1e-10, len(games))
+
+
+# ================================================================================================ Prop. 4.1
+@check("ipo-md/prop-4.1", paper=PAPER, location="Prop. 4.1, eq. 12",
+       statement="the regularised Nash equilibrium π* ∝ π_ref exp(Pπ*/τ) is a stationary point of the online IPO "
+                 "population loss (eq. 11), and its duality gap is 0")
+def prop_4_1(suite):
+    """For every game and τ ∈ TAUS: solve π* with the engine, then take the exact gradient of the online-IPO
+    population loss (eq. 11, pairs from SG[π], λ_p labels) with respect to the logits at π*. The error is the larger
+    of τ·max |∇| (the loss's targets are 1/2τ, so τ·∇ is the gradient on a unit scale) and DualGap(π*)."""
+    games = suite.games()
+    worst = Worst("error")
+    for tau, g, star, grad in gradients_at("online-ipo", games, TAUS, lambda g, tau: regularized_nash(g, tau).policy):
+        worst.update("error", max(tau * float(np.abs(grad).max()), duality_gap(g, star, tau)), namer([g], τ=[tau]))
+    worst, where = worst["error"]
+    return judged(f"max over games and τ ∈ {TAUS} of τ·|∇ online-IPO loss at π*| and DualGap(π*) (worst: {where})",
+                  worst, 1e-9, len(games))
 
 
 # ================================================================================================ Prop. 4.2
