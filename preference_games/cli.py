@@ -898,7 +898,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default 200)")
     verify.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the random games "
                         "(default 0)")
-    verify.add_argument("--quick", action="store_true", help="only the cheap checks (the ones the demo runs)")
+    verify.add_argument("--quick", action="store_true", help="only the checks that take about a second or less at 200 games")
     verify.add_argument("--list", action="store_true", help="list the checks and their statements; run nothing")
     verify.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                         help="progress bar on stderr (default: when stderr is a terminal)")

@@ -665,7 +665,7 @@ def app_F_random(suite):
     {0, ¼, ½, ¾, 1}, τ = 0.1, one batched simulation (:func:`_beta_sweep`, 1000 steps from Figure 9's start):
 
     * convergence: every fixed point is locally attracting for the flow (Re λ > 0) and for the lr-0.05 step
-      (|1 − lr λ| < 1); the trajectories' final distance to eq. 13 is reported (slow modes, Re λ ≈ 0.01, need more
+      (|1 − lr λ| < 1); the trajectories' final distance to eq. 13 is reported (slow modes, Re λ down to about 0.04, need more
       steps than are run);
     * toward NE_τ: TV(π*_β, NE_τ) non-increasing as β decreases (exact fixed points; ties within 1e-12);
     * cycling: rotation numbers non-decreasing as β decreases (within TURNS_TOL); the trajectory winding is reported.
