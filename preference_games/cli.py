@@ -6,7 +6,7 @@
     preference-games solve --matrix P.csv [--ref ref.csv] --tau 0 [--json]
     preference-games algorithms [--json]                list the registered alignment algorithms
     preference-games simulate --algo ipo-md --beta 0.5 --tau 0.1 --game rps-variant --antisymmetrize [--json]
-    preference-games plot figure9|dynamics|field|convergence|tau-path --out DIR [--algo NAME ...] [--game ...]
+    preference-games plot figure9|dynamics|field|contour|convergence|tau-path --out DIR [--algo NAME ...] [--game ...]
     preference-games verify [--only NAME ...] [--games N] [--seed S] [--quick] [--list] [--json]
 
 Every failure caused by the input ends with a one-line message on stderr and exit status 2; no traceback.
@@ -577,9 +577,13 @@ def cmd_simulate(args) -> int:
 
 
 # ================================================================================================== plot
-PLOT_KINDS = ("figure9", "dynamics", "field", "convergence", "tau-path")
+PLOT_KINDS = ("figure9", "dynamics", "field", "contour", "convergence", "tau-path")
 #: Kinds drawn on the probability simplex: 3-action games only.
-SIMPLEX_KINDS = ("figure9", "dynamics", "field", "tau-path")
+SIMPLEX_KINDS = ("figure9", "dynamics", "field", "contour", "tau-path")
+#: ``plot contour --metric``: the quantity shaded, as :func:`~preference_games.plotting.plot_contours` names it.
+CONTOUR_METRICS = {"gap": "duality-gap", "kl": "kl"}
+#: ``plot contour``'s τ without --tau and without an --algo (with one: the τ its duality gap is measured at).
+CONTOUR_TAU = 0.1
 PLOT_FORMATS = ("png", "svg")
 #: ``plot``'s default step count (``figure9`` uses :func:`~preference_games.plotting.figure9_run`'s own 400).
 PLOT_STEPS = 300
@@ -650,6 +654,10 @@ def plot_figure(args):
     from .dynamics import simulate
 
     kind = args.kind
+    if args.metric is not None and kind != "contour":
+        raise UsageError(f"--metric applies to contour only, not to {kind}")
+    if args.streamlines and kind != "field":
+        raise UsageError(f"--streamlines applies to field only, not to {kind}")
     algorithm_flags = [f"--{f}" for f in ("algo", "beta", "tau", "eta", "param") if getattr(args, f)]
     game_flags = [f"--{f}" for f in ("game", "matrix", "ref", "actions") if getattr(args, f)]
     game_flags += ["--antisymmetrize"] if args.antisymmetrize else []
@@ -678,6 +686,8 @@ def plot_figure(args):
         if dynamics_flags:
             raise UsageError(f"tau-path draws equilibria, not dynamics; {' '.join(dynamics_flags)} do not apply")
         return plotting.plot_tau_path(game), {"game": game.name}
+    if kind == "contour":
+        return _plot_contour(args, game, algorithm_flags)
     if not args.algo:
         raise UsageError(f"{kind} needs at least one --algo NAME (see `preference-games algorithms`)")
     if kind == "field" and args.steps is not None:
@@ -693,11 +703,20 @@ def plot_figure(args):
         _, algorithm, _, settings = built[0]
         field = plotting.vector_field(algorithm, game, lr=settings["lr"] or DEFAULT_LR, mode=settings["mode"])
         del info["steps"]
-        return plotting.plot_vector_field(field), info
+        info["streamlines"] = bool(args.streamlines)
+        return plotting.plot_vector_field(field, streamlines=args.streamlines), info
     if kind == "convergence":
         runs = [_run(simulate, algorithm, game, settings) for _, algorithm, _, settings in built]
         return plotting.plot_convergence(runs, average=args.average), info
-    # dynamics: every algorithm from every start, prompt 0 (other prompts start at π_ref)
+    runs, labels = _runs_from_starts(built, game)
+    info["starts"] = [list(start) for start in PLOT_STARTS]
+    return plotting.plot_trajectories(runs, labels=labels), info
+
+
+def _runs_from_starts(built, game):
+    """Every algorithm of ``built`` from every start of :data:`PLOT_STARTS`, prompt 0 (other prompts start at π_ref):
+    the runs (one per algorithm, one configuration per start) and one label per line."""
+    from .dynamics import simulate
     from .models import TabularLogits
 
     table = np.repeat(game.ref.log_probs[None], len(PLOT_STARTS), axis=0)
@@ -707,8 +726,55 @@ def plot_figure(args):
         policy = TabularLogits.from_log_probs(table)
         runs.append(_run(simulate, algorithm, game, settings, policy=policy, configs=len(table)))
         labels += [f"{algorithm.describe()} from ({', '.join(f'{p:g}' for p in start)})" for start in PLOT_STARTS]
-    info["starts"] = [list(start) for start in PLOT_STARTS]
-    return plotting.plot_trajectories(runs, labels=labels), info
+    return runs, labels
+
+
+def _plot_contour(args, game, algorithm_flags):
+    """``plot contour``: DualGap_τ (or KL to π*_τ) shaded over the simplex, both equilibria marked, and with --algo
+    that algorithm's trajectories from :data:`PLOT_STARTS`. τ is --tau, else the algorithm's (the τ its duality gap
+    is measured at), else :data:`CONTOUR_TAU`; an algorithm that takes no τ leaves --tau to the contours."""
+    from . import plotting
+
+    metric = args.metric or "gap"
+    if args.tau is not None and not (math.isfinite(args.tau) and args.tau >= 0):
+        raise UsageError(f"--tau must be a finite number >= 0; got {args.tau}")
+    built, runs, labels = [], [], []
+    if not args.algo:
+        dynamics_flags = [f for f in algorithm_flags if f != "--tau"]
+        dynamics_flags += [f"--{f}" for f in ("steps", "lr") if getattr(args, f) is not None]
+        if dynamics_flags:
+            raise UsageError(f"contour without --algo draws no dynamics; {' '.join(dynamics_flags)} do not apply "
+                             "(only --tau and --metric do)")
+        tau = CONTOUR_TAU if args.tau is None else args.tau
+    else:
+        if len(set(args.algo)) > 1:
+            raise UsageError("contour draws the trajectories of one algorithm; give one --algo")
+        one = argparse.Namespace(**vars(args))
+        registry = _registry()
+        if args.algo[0] in registry.names() and "tau" not in registry.parameters(args.algo[0]):
+            one.tau = None  # --tau is then the contours' alone
+        if one.steps is None:
+            one.steps = PLOT_STEPS
+        built = _plot_algorithms(one)
+        algorithm = built[0][1]
+        if args.tau is not None:
+            tau = args.tau
+        elif np.size(algorithm.tau) == 1:
+            tau = float(np.asarray(algorithm.tau).reshape(-1)[0])
+        else:
+            tau = CONTOUR_TAU
+    if metric == "kl" and not tau > 0:
+        raise UsageError(f"--metric kl measures KL to the regularised equilibrium, which needs tau > 0; got {tau:g} "
+                         "(give --tau)")
+    if built:
+        runs, labels = _runs_from_starts(built, game)
+    fig = plotting.plot_contours(game, tau, kind=CONTOUR_METRICS[metric], equilibria=True)
+    info = {"game": game.name, "metric": metric, "tau": tau}
+    if runs:
+        plotting.plot_trajectories(runs, labels=labels, ax=fig.axes[0])
+        info.update({"algorithms": [built[0][1].describe()], "steps": one.steps, "lr": [built[0][3]["lr"]],
+                     "starts": [list(start) for start in PLOT_STARTS]})
+    return fig, info
 
 
 def cmd_plot(args) -> int:
@@ -860,16 +926,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="draw a figure of the exact dynamics (PNG and SVG)",
         description="Draw a figure and write it as DIR/KIND.png and DIR/KIND.svg (byte-reproducible: no dates or "
         "versions in the files). figure9: IPO-MD Figure 9 (fixed settings); dynamics: trajectories of each --algo "
-        "from three starts; field: the exact one-step vector field of one --algo; tau-path: the path of regularised "
-        "equilibria; these four need a 3-action game. convergence: duality gap and KL to the fixed point against "
-        "iterations for each --algo, on a game of any size.",
+        "from three starts; field: the exact one-step vector field of one --algo (quiver, or --streamlines); "
+        "contour: the duality gap at tau (or --metric kl: KL to the regularised equilibrium) shaded over the simplex, "
+        "the equilibria marked, and with one --algo its trajectories from the three starts; tau-path: the path of "
+        "regularised equilibria; these five need a 3-action game. convergence: duality gap and KL to the fixed point "
+        "against iterations for each --algo, on a game of any size.",
     )
     plot.add_argument("kind", choices=PLOT_KINDS, metavar="KIND", help=f"one of: {', '.join(PLOT_KINDS)}")
     plot.add_argument("--out", required=True, metavar="DIR", help="folder to write into (created if needed)")
     plot.add_argument("--algo", action="append", metavar="NAME", help="a registered algorithm (repeatable for "
                       "dynamics and convergence)")
     plot.add_argument("--beta", type=float, help="mixture weight beta (to the algorithms that take beta)")
-    plot.add_argument("--tau", type=float, help="KL coefficient tau (to the algorithms that take tau)")
+    plot.add_argument("--tau", type=float, help="KL coefficient tau (to the algorithms that take tau; contour: also "
+                      "the tau of the shading, default the algorithm's or 0.1)")
     plot.add_argument("--eta", type=float, help="mirror-descent regulariser eta (to the algorithms that take eta)")
     plot.add_argument("--param", action="append", metavar="KEY=VALUE", help="any other parameter (repeatable)")
     _add_game_arguments(plot, seed_help="seed of the random built-in games (default 0)", required=False)
@@ -878,6 +947,10 @@ def build_parser() -> argparse.ArgumentParser:
                       "figure9: 0.05)")
     plot.add_argument("--average", action="store_true", help="convergence: also the gap of the running average of "
                       "the iterates (last iterate against average)")
+    plot.add_argument("--metric", choices=tuple(CONTOUR_METRICS), help="contour: shade the duality gap at tau (gap, "
+                      "default) or KL(pi*_tau || pi) from the regularised equilibrium (kl)")
+    plot.add_argument("--streamlines", action="store_true", help="field: streamlines (matplotlib streamplot) of the "
+                      "linear interpolation of the exact field at the grid points, instead of arrows")
     plot.add_argument("--formats", default="png,svg", metavar="LIST", help="comma-separated: png, svg "
                       "(default png,svg)")
     plot.add_argument("--json", action="store_true", help="print one JSON object {files: [...], kind, game, ...}")

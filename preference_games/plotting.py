@@ -18,10 +18,12 @@ What each function draws
   configuration's fixed point (star, in the line's colour) and the unregularised equilibrium (cross).
 * :func:`vector_field` / :func:`plot_vector_field` — the one-step displacement π_1 − π_0 of the exact dynamics from a
   lattice of starting policies, computed in ONE batched ``simulate(..., steps=1)`` call (configurations = grid
-  points), drawn as a quiver coloured by log-speed.
+  points), drawn as a quiver coloured by log-speed, or (``streamlines=True``) as streamlines of the piecewise-linear
+  interpolation of those exact values (:func:`interpolate_field`, :func:`stream_grid`).
 * :func:`plot_tau_path` — the path τ ↦ π*_τ of regularised equilibria (large τ starts near π_ref, small τ ends near
   the unregularised equilibrium).
-* :func:`plot_contours` — filled contours of DualGap_τ(π) or KL(π*_τ ‖ π) over the simplex.
+* :func:`contour_values` / :func:`plot_contours` — filled contours of DualGap_τ(π) or KL(π*_τ ‖ π) over the simplex,
+  optionally with the regularised and unregularised equilibria marked.
 * :func:`figure9_run` / :func:`plot_figure9` — IPO-MD Appendix F, Figure 9: IPO-MD for β ∈ {0, ¼, ½, ¾, 1}.
 * :func:`plot_convergence` — duality gap and KL(π* ‖ π_t) against iterations on log–log axes, with optional
   theoretical bounds (INPO Theorems 3 and 4) as callables or arrays.
@@ -139,9 +141,11 @@ def _config_label(run: Trajectory, c: int) -> str:
 
 
 def _legend(ax) -> None:
-    """A legend with one entry per label: several plot calls may mark the same equilibrium."""
+    """A legend with one entry per label (several plot calls may mark the same equilibrium), below the simplex so
+    that it never covers the top corner's label."""
     handles = dict(zip(*reversed(ax.get_legend_handles_labels())))
-    ax.legend(handles.values(), handles.keys(), loc="upper left", fontsize="small", frameon=False)
+    ax.legend(handles.values(), handles.keys(), loc="upper center", bbox_to_anchor=(0.5, 0.0), fontsize="small",
+              frameon=False)
 
 
 def _color(i: int) -> str:
@@ -280,23 +284,100 @@ def vector_field(algorithm: Algorithm, game: PreferenceGame, *, prompt: int = 0,
     return VectorField(start, end, xy, project(end) - xy, run, prompt)
 
 
-def plot_vector_field(field: VectorField, *, ax=None, cmap: str = "viridis") -> Figure:
+def interpolate_field(field: VectorField, xy) -> np.ndarray:
+    """The piecewise-linear interpolation of ``field.uv`` (over the Delaunay triangulation of the grid points
+    ``field.xy``) at plane points ``xy`` [..., 2]: [..., 2], NaN outside the convex hull of the grid points.
+
+    Linear interpolation is exact at the data points: at ``field.xy`` it returns ``field.uv`` (up to rounding).
+    Between them it is an approximation of the exact one-step field, nothing more.
+
+    >>> from preference_games.algorithms import make
+    >>> from preference_games.games import rps_variant
+    >>> field = vector_field(make("online-ipo", tau=0.1), rps_variant(antisymmetrize=True), resolution=6)
+    >>> bool(np.allclose(interpolate_field(field, field.xy), field.uv, rtol=1e-10, atol=1e-15))
+    True
+    """
+    from scipy.interpolate import griddata
+
+    xy = np.asarray(xy, dtype=np.float64)
+    flat = griddata(field.xy, field.uv, xy.reshape(-1, 2), method="linear", fill_value=np.nan)
+    return flat.reshape(*xy.shape[:-1], 2)
+
+
+@dataclass(frozen=True)
+class StreamGrid:
+    """``field`` interpolated onto a regular grid of the plane, as :meth:`matplotlib.axes.Axes.streamplot` needs it:
+    node coordinates ``x`` [nx] and ``y`` [ny], and masked arrays ``u``, ``v`` [ny, nx] (masked outside the triangle
+    and outside the convex hull of the grid points, where there is no data)."""
+
+    x: np.ndarray
+    y: np.ndarray
+    u: np.ma.MaskedArray
+    v: np.ma.MaskedArray
+
+
+def stream_grid(field: VectorField, *, refine: int = 3) -> StreamGrid:
+    """:func:`interpolate_field` on a regular (x, y) grid whose nodes include every lattice point of ``field``.
+
+    A lattice point (i, j, k)/n projects to ((2j + k)/(2n), (√3/2) k/n), so the grid with spacing 1/(2n·refine) in x
+    and (√3/2)/(n·refine) in y over the triangle's bounding box has all of them as nodes: there the gridded field is
+    the exact ``field.uv``. The resolution n is read off the field (its smallest starting probability is 1/n).
+
+    >>> from preference_games.algorithms import make
+    >>> from preference_games.games import rps_variant
+    >>> grid = stream_grid(vector_field(make("online-ipo", tau=0.1), rps_variant(antisymmetrize=True), resolution=6))
+    >>> grid.u.shape
+    (19, 37)
+    """
+    if int(refine) != refine or refine < 1:
+        raise ValueError(f"refine must be a positive integer; got {refine}")
+    n = round(1.0 / float(field.start.min()))
+    x = np.linspace(0.0, 1.0, 2 * n * int(refine) + 1)
+    y = np.linspace(0.0, CORNERS[2, 1], n * int(refine) + 1)
+    gx, gy = np.meshgrid(x, y)
+    uv = interpolate_field(field, np.stack([gx, gy], axis=-1))
+    p2 = gy / CORNERS[2, 1]  # barycentric coordinates of the nodes: the inverse of project
+    p1 = gx - p2 / 2.0
+    outside = (np.minimum(np.minimum(p1, p2), 1.0 - p1 - p2) < -1e-12) | ~np.isfinite(uv).all(axis=-1)
+    return StreamGrid(x, y, np.ma.masked_array(uv[..., 0], outside), np.ma.masked_array(uv[..., 1], outside))
+
+
+def plot_vector_field(field: VectorField, *, ax=None, cmap: str = "viridis", streamlines: bool = False,
+                      refine: int = 3, density: float = 1.2) -> Figure:
     """A quiver of ``field`` on the simplex: arrows point along the one-step displacement, lengths proportional to
     it (matplotlib's autoscaling sets the common scale), colour = log10 of the displacement's length.
+
+    ``streamlines=True`` draws streamlines instead (:meth:`~matplotlib.axes.Axes.streamplot`, gid
+    ``"streamlines"``, ``density`` as there), coloured by log10 of the interpolated displacement's length. They are
+    drawn from :func:`stream_grid`, the linear interpolation of the exact field at the grid points (exact at those
+    points, linear between them); no dynamics are recomputed. There is no data between the outermost grid points and
+    the triangle's edges (a strip ~1/n wide), so the streamlines stop there.
 
     >>> from preference_games.algorithms import make
     >>> from preference_games.games import rps_variant
     >>> game = rps_variant(antisymmetrize=True)
     >>> fig = plot_vector_field(vector_field(make("online-ipo", tau=0.1), game, resolution=6))
+    >>> fig = plot_vector_field(vector_field(make("online-ipo", tau=0.1), game, resolution=6), streamlines=True)
     """
     game = field.run.games[0]
     fig, ax = _figure_and_axes(ax)
     simplex_axes(game, prompt=field.prompt, ax=ax)
-    speed = np.log10(np.maximum(np.linalg.norm(field.uv, axis=1), 1e-300))
-    quiver = ax.quiver(field.xy[:, 0], field.xy[:, 1], field.uv[:, 0], field.uv[:, 1], speed, cmap=cmap,
-                       angles="xy", pivot="tail", gid="vector-field")
-    fig.colorbar(quiver, ax=ax, shrink=0.6, label="log₁₀ ‖step‖")
-    ax.set_title(f"{field.run.algorithm.describe()}: one exact step", fontsize="small")
+    title = f"{field.run.algorithm.describe()}: one exact step"
+    if streamlines:
+        grid = stream_grid(field, refine=refine)
+        speed = np.ma.log10(np.ma.maximum(np.ma.hypot(grid.u, grid.v), 1e-300))
+        norm = mcolors.Normalize(float(speed.min()), float(speed.max()))
+        stream = ax.streamplot(grid.x, grid.y, grid.u, grid.v, color=speed.filled(np.nan), cmap=cmap, norm=norm,
+                               density=density, linewidth=1.0, arrowsize=0.9)
+        stream.lines.set_gid("streamlines")
+        mappable = stream.lines
+        title += " (streamlines of its linear interpolation)"
+    else:
+        speed = np.log10(np.maximum(np.linalg.norm(field.uv, axis=1), 1e-300))
+        mappable = ax.quiver(field.xy[:, 0], field.xy[:, 1], field.uv[:, 0], field.uv[:, 1], speed, cmap=cmap,
+                             angles="xy", pivot="tail", gid="vector-field")
+    fig.colorbar(mappable, ax=ax, shrink=0.6, label="log₁₀ ‖step‖")
+    ax.set_title(title, fontsize="small")
     return fig
 
 
@@ -324,13 +405,16 @@ def plot_tau_path(game: PreferenceGame, taus=None, *, prompt: int = 0, ax=None) 
 CONTOUR_KINDS = ("duality-gap", "kl")
 
 
-def plot_contours(game: PreferenceGame, tau: float, *, kind: str = "duality-gap", prompt: int = 0,
-                  resolution: int = 60, ax=None, cmap: str = "Greys") -> Figure:
-    """Filled contours over the simplex of DualGap_τ(π) (``kind="duality-gap"``) or KL(π*_τ ‖ π) (``"kl"``) of the
-    plotted prompt, on a log colour scale; other prompts are held at π_ref.
+def contour_values(game: PreferenceGame, tau: float, *, kind: str = "duality-gap", prompt: int = 0,
+                   resolution: int = 60) -> tuple[np.ndarray, np.ndarray]:
+    """What :func:`plot_contours` shades: the interior lattice ``points`` [N, 3] (:func:`simplex_lattice`) and
+    ``values`` [N], DualGap_τ (``kind="duality-gap"``) or KL(π*_τ ‖ π) (``"kl"``, τ > 0) of the plotted prompt at
+    each point, other prompts held at π_ref.
 
     >>> from preference_games.games import rps_variant
-    >>> fig = plot_contours(rps_variant(antisymmetrize=True), 0.1, resolution=20)
+    >>> points, values = contour_values(rps_variant(antisymmetrize=True), 0.1, resolution=6)
+    >>> points.shape, values.shape
+    ((10, 3), (10,))
     """
     if kind not in CONTOUR_KINDS:
         raise ValueError(f"kind must be one of {CONTOUR_KINDS}; got {kind!r}")
@@ -340,10 +424,23 @@ def plot_contours(game: PreferenceGame, tau: float, *, kind: str = "duality-gap"
     table[:, prompt] = np.log(points)
     if kind == "duality-gap":
         values = gaps_from_log_probs(game, table, tau)[:, prompt]
-        label = f"DualGap (τ={tau:g})"
     else:
         values = _kl(regularized_nash(game, tau).policy.log_probs[prompt], table[:, prompt])
-        label = f"KL(π*‖π) (τ={tau:g})"
+    return points, values
+
+
+def plot_contours(game: PreferenceGame, tau: float, *, kind: str = "duality-gap", prompt: int = 0,
+                  resolution: int = 60, equilibria: bool = False, ax=None, cmap: str = "Greys") -> Figure:
+    """Filled contours (gid ``"contours"``) over the simplex of DualGap_τ(π) (``kind="duality-gap"``) or KL(π*_τ ‖ π)
+    (``"kl"``) of the plotted prompt, on a log colour scale; other prompts are held at π_ref. The values are
+    :func:`contour_values` at the lattice points, linearly interpolated between them by ``tricontourf``.
+    ``equilibria``: also mark the regularised equilibrium at τ (τ > 0) and the unregularised one.
+
+    >>> from preference_games.games import rps_variant
+    >>> fig = plot_contours(rps_variant(antisymmetrize=True), 0.1, resolution=20)
+    """
+    points, values = contour_values(game, tau, kind=kind, prompt=prompt, resolution=resolution)
+    label = f"DualGap (τ={tau:g})" if kind == "duality-gap" else f"KL(π*‖π) (τ={tau:g})"
     fig, ax = _figure_and_axes(ax)
     simplex_axes(game, prompt=prompt, ax=ax)
     xy = project(points)
@@ -351,7 +448,11 @@ def plot_contours(game: PreferenceGame, tau: float, *, kind: str = "duality-gap"
     levels = np.geomspace(floor, values.max(), 12)
     shading = ax.tricontourf(Triangulation(xy[:, 0], xy[:, 1]), np.maximum(values, floor), levels=levels,
                              norm=mcolors.LogNorm(), cmap=cmap, alpha=0.6, zorder=0)
+    shading.set_gid("contours")
     fig.colorbar(shading, ax=ax, shrink=0.6, label=label, ticks=levels[::3], format="%.1e")
+    if equilibria:
+        _mark_equilibria(ax, [(game, tau)], prompt)
+        _legend(ax)
     return fig
 
 

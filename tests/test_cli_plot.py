@@ -5,9 +5,11 @@ import re
 import shlex
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from preference_games.cli import PLOT_KINDS, main
+from preference_games import plotting
+from preference_games.cli import PLOT_KINDS, PLOT_STARTS, main
 from test_cli import run_error, run_json
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -18,6 +20,7 @@ QUICK = {
     "figure9": ["--steps", "20"],
     "dynamics": ["--algo", "online-ipo", "--algo", "ipo-md", "--tau", "0.1", *RPS, "--steps", "20"],
     "field": ["--algo", "ipo-md", *RPS],
+    "contour": ["--algo", "online-ipo", "--tau", "0.1", *RPS, "--steps", "20"],
     "convergence": ["--algo", "online-ipo", "--algo", "inpo", "--tau", "0.1", "--game", "random", "--actions", "5",
                     "--steps", "20"],
     "tau-path": RPS,
@@ -67,8 +70,90 @@ def test_formats_selects_the_files(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tau-path.svg"]
 
 
+# ------------------------------------------------------------------------------------- contour, streamlines
+@pytest.fixture
+def saved(monkeypatch):
+    """The figures ``plot`` saves, in order (the files are still written)."""
+    figures = []
+    save = plotting.save
+
+    def recording(fig, *args, **kwargs):
+        figures.append(fig)
+        return save(fig, *args, **kwargs)
+
+    monkeypatch.setattr(plotting, "save", recording)
+    return figures
+
+
+def _gids(fig):
+    ax = fig.axes[0]
+    return [artist.get_gid() for artist in [*ax.get_lines(), *ax.collections]]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["contour", *QUICK["contour"]],
+        ["contour", *RPS, "--metric", "kl", "--tau", "0.05"],
+        ["field", *QUICK["field"], "--streamlines"],
+    ],
+    ids=["contour", "contour-kl", "field-streamlines"],
+)
+def test_new_paths_are_reproducible_byte_for_byte(argv, tmp_path, capsys):
+    for run in ("first", "second"):
+        assert main(["plot", argv[0], "--out", str(tmp_path / run), *argv[1:]]) == 0
+    assert capsys.readouterr().err == ""
+    for suffix, check in (("png", check_png), ("svg", check_svg)):
+        first, second = (tmp_path / run / f"{argv[0]}.{suffix}" for run in ("first", "second"))
+        check(first)
+        assert first.read_bytes() == second.read_bytes(), first.name
+
+
+def test_contour_json_and_what_it_draws(tmp_path, capsys, saved):
+    report = run_json(capsys, "plot", "contour", "--out", str(tmp_path), *QUICK["contour"], "--json")
+    assert report["files"] == [str(tmp_path / "contour.png"), str(tmp_path / "contour.svg")]
+    assert report["kind"] == "contour" and report["game"] == "rps-variant"
+    assert report["metric"] == "gap" and report["tau"] == 0.1 and report["steps"] == 20
+    assert report["algorithms"] == ["online-ipo(tau=0.1)"] and report["starts"] == [list(s) for s in PLOT_STARTS]
+    gids = _gids(saved[-1])
+    assert gids.count("contours") == 1 and gids.count("trajectory") == len(PLOT_STARTS)
+    assert "regularized-nash" in gids and "nash" in gids
+    starts = [line.get_xydata()[0] for line in saved[-1].axes[0].get_lines() if line.get_gid() == "trajectory"]
+    np.testing.assert_allclose(starts, plotting.project(np.array(PLOT_STARTS)), atol=1e-12)
+    # without --algo: the shading and both equilibria, no dynamics; τ defaults to 0.1
+    report = run_json(capsys, "plot", "contour", "--out", str(tmp_path), *RPS, "--metric", "kl", "--json")
+    assert report == {"files": report["files"], "kind": "contour", "game": "rps-variant", "metric": "kl", "tau": 0.1}
+    gids = _gids(saved[-1])
+    assert "contours" in gids and "regularized-nash" in gids and "nash" in gids and "trajectory" not in gids
+
+
+@pytest.mark.parametrize(
+    "flags, tau, algorithm",
+    [
+        (["--algo", "ipo-md", "--beta", "0.25"], 0.1, "ipo-md(beta=0.25, tau=0.1)"),  # the algorithm's τ
+        (["--algo", "online-ipo", "--tau", "0.3"], 0.3, "online-ipo(tau=0.3)"),
+        (["--algo", "iterative-dpo"], 0.0, "iterative-dpo(eta=0.5, inner_steps=100)"),  # plays the τ = 0 game
+        (["--algo", "iterative-dpo", "--tau", "0.2"], 0.2, "iterative-dpo(eta=0.5, inner_steps=100)"),  # τ: contours
+    ],
+)
+def test_contour_tau_comes_from_tau_or_the_algorithm(flags, tau, algorithm, tmp_path, capsys):
+    report = run_json(capsys, "plot", "contour", "--out", str(tmp_path), *RPS, *flags, "--steps", "5",
+                      "--formats", "svg", "--json")
+    assert report["tau"] == tau and report["algorithms"] == [algorithm]
+
+
+def test_field_streamlines_replace_the_arrows(tmp_path, capsys, saved):
+    report = run_json(capsys, "plot", "field", "--out", str(tmp_path), *QUICK["field"], "--streamlines",
+                      "--formats", "svg", "--json")
+    assert report["streamlines"] is True and report["files"] == [str(tmp_path / "field.svg")]
+    assert "streamlines" in _gids(saved[-1]) and "vector-field" not in _gids(saved[-1])
+    report = run_json(capsys, "plot", "field", "--out", str(tmp_path), *QUICK["field"], "--formats", "svg", "--json")
+    assert report["streamlines"] is False  # arrows stay the default
+    assert "vector-field" in _gids(saved[-1]) and "streamlines" not in _gids(saved[-1])
+
+
 # ------------------------------------------------------------------------------------------------ bad input
-@pytest.mark.parametrize("kind", ["dynamics", "field", "tau-path"])
+@pytest.mark.parametrize("kind", ["dynamics", "field", "contour", "tau-path"])
 def test_four_action_game_for_a_simplex_plot_is_rejected(kind, tmp_path, capsys):
     algo = [] if kind == "tau-path" else ["--algo", "online-ipo"]
     line = run_error(capsys, "plot", kind, "--out", str(tmp_path), *algo, "--game", "random", "--actions", "4")
@@ -96,6 +181,14 @@ def test_four_action_game_for_a_simplex_plot_is_rejected(kind, tmp_path, capsys)
         (["plot", "convergence", "--out", "X", "--algo", "online-ipo", "--lr", "-1", "--game", "rps"], "--lr"),
         (["plot", "tau-path", "--out", "X", *RPS, "--formats", "png,jpg"], "--formats"),
         (["plot", "field", "--out", "X", "--algo", "ipo-md", *RPS, "--steps", "5"], "--steps"),
+        (["plot", "contour", "--out", "X", *RPS, "--metric", "entropy"], "invalid choice"),
+        (["plot", "contour", "--out", "X", *RPS, "--metric", "kl", "--tau", "0"], "tau > 0"),
+        (["plot", "contour", "--out", "X", *RPS, "--tau", "-1"], "--tau"),
+        (["plot", "contour", "--out", "X", *RPS, "--steps", "5"], "do not apply"),
+        (["plot", "contour", "--out", "X", *RPS, "--algo", "online-ipo", "--algo", "ipo-md"], "one --algo"),
+        (["plot", "contour", "--out", "X", "--algo", "online-ipo"], "needs a game"),
+        (["plot", "dynamics", "--out", "X", "--algo", "online-ipo", *RPS, "--metric", "gap"], "--metric"),
+        (["plot", "tau-path", "--out", "X", *RPS, "--streamlines"], "--streamlines"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(argv, needle, tmp_path, capsys, monkeypatch):

@@ -1,15 +1,18 @@
 """The plotting layer: the projection, that plots show exactly the recorded dynamics, Figure 9's limits, the
-vector field's arrows, files on disk and the errors for games a simplex cannot show."""
+vector field's arrows and streamlines, the contours' values, files on disk and the errors for games a simplex cannot
+show."""
 
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from matplotlib.axes import Axes
 
 from preference_games import fixed_points
 from preference_games import plotting as pl
 from preference_games.algorithms import make
 from preference_games.dynamics import simulate
+from preference_games.equilibria import duality_gap, regularized_nash
 from preference_games.games import (
     PreferenceGame,
     random_intransitive,
@@ -113,6 +116,86 @@ def test_vector_field_arrows_are_one_exact_step(algorithm):
     np.testing.assert_array_equal(quiver.get_offsets(), field.xy)
 
 
+def _spy(monkeypatch, method):
+    """Record the arguments of every call of ``Axes.<method>`` (which still draws)."""
+    calls = []
+    original = getattr(Axes, method)
+
+    def spy(self, *args, **kwargs):
+        calls.append((args, kwargs))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Axes, method, spy)
+    return calls
+
+
+def test_streamlines_interpolate_the_exact_field_exactly_at_the_grid_points(monkeypatch):
+    field = pl.vector_field(make("ipo-md", beta=0.5, tau=0.1), GAME, resolution=6, lr=0.05)
+    scale = np.abs(field.uv).max()
+    np.testing.assert_allclose(pl.interpolate_field(field, field.xy), field.uv, rtol=1e-9, atol=1e-12 * scale)
+    # linear between the data: halfway along a lattice edge ((i, j, k) to (i - 1, j + 1, k)) is the mean
+    step = np.abs(field.start[:, None] - field.start[None] - [-1 / 6, 1 / 6, 0]).max(axis=-1)
+    a, b = np.argwhere(step < 1e-9)[0]
+    np.testing.assert_allclose(pl.interpolate_field(field, (field.xy[a] + field.xy[b]) / 2),
+                               (field.uv[a] + field.uv[b]) / 2, rtol=1e-9, atol=1e-12 * scale)
+    assert np.all(np.isnan(pl.interpolate_field(field, [[0.02, 0.01], [0.5, 0.85]])))  # no data near the corners
+    grid = pl.stream_grid(field, refine=2)
+    assert np.ptp(np.diff(grid.x)) < 1e-12 and np.ptp(np.diff(grid.y)) < 1e-12  # regular, as streamplot needs
+    i = np.rint(field.xy[:, 0] / (grid.x[1] - grid.x[0])).astype(int)
+    j = np.rint(field.xy[:, 1] / (grid.y[1] - grid.y[0])).astype(int)
+    np.testing.assert_allclose(grid.x[i], field.xy[:, 0], atol=1e-12)  # every lattice point is a node ...
+    np.testing.assert_allclose(grid.y[j], field.xy[:, 1], atol=1e-12)
+    assert not np.any(grid.u.mask[j, i])  # ... where the gridded field is the exact one
+    np.testing.assert_allclose(np.column_stack([grid.u[j, i], grid.v[j, i]]), field.uv, rtol=1e-9,
+                               atol=1e-12 * scale)
+    gx, gy = np.meshgrid(grid.x, grid.y)
+    outside = (gy > np.sqrt(3) * gx + 1e-9) | (gy > np.sqrt(3) * (1 - gx) + 1e-9)
+    assert np.all(grid.u.mask[outside]) and np.all(grid.v.mask[outside])
+    calls = _spy(monkeypatch, "streamplot")
+    fig = pl.plot_vector_field(field, streamlines=True, refine=2)
+    (args, _), = calls
+    for drawn, expected in zip(args, (grid.x, grid.y, grid.u, grid.v)):
+        np.testing.assert_array_equal(np.ma.getdata(drawn), np.ma.getdata(expected))
+        np.testing.assert_array_equal(np.ma.getmaskarray(drawn), np.ma.getmaskarray(expected))
+    gids = [c.get_gid() for c in fig.axes[0].collections]
+    assert "streamlines" in gids and "vector-field" not in gids
+
+
+def test_contour_values_are_the_engines_duality_gap_and_kl():
+    points, gaps = pl.contour_values(GAME, 0.1, resolution=8)
+    np.testing.assert_allclose(gaps, [duality_gap(GAME, p, 0.1) for p in points], rtol=1e-10, atol=1e-14)
+    _, gaps0 = pl.contour_values(GAME, 0.0, resolution=8)
+    np.testing.assert_allclose(gaps0, [duality_gap(GAME, p, 0.0) for p in points], rtol=1e-10, atol=1e-14)
+    star = regularized_nash(GAME, 0.1).policy.probs[0]
+    _, kls = pl.contour_values(GAME, 0.1, kind="kl", resolution=8)
+    np.testing.assert_allclose(kls, [np.sum(star * np.log(star / p)) for p in points], rtol=1e-9, atol=1e-14)
+    game = PreferenceGame.stack([rock_paper_scissors(), GAME])  # the plotted prompt; the other one at π_ref
+    points, gaps = pl.contour_values(game, 0.1, prompt=1, resolution=6)
+    ref = game.ref.probs[0]
+    expected = [duality_gap(game, np.stack([ref, p]), 0.1, per_prompt=True)[1] for p in points]
+    np.testing.assert_allclose(gaps, expected, rtol=1e-10, atol=1e-14)
+
+
+def test_plotted_contours_shade_the_duality_gap_at_the_grid_points(monkeypatch):
+    calls = _spy(monkeypatch, "tricontourf")
+    fig = pl.plot_contours(GAME, 0.1, resolution=8, equilibria=True)
+    (args, kwargs), = calls
+    triangulation, shaded = args
+    points, _ = pl.contour_values(GAME, 0.1, resolution=8)
+    gaps = np.array([duality_gap(GAME, p, 0.1) for p in points])
+    assert gaps.min() > 0  # no lattice point is π*, so nothing is clipped to the log scale's floor
+    np.testing.assert_allclose(shaded, gaps, rtol=1e-10, atol=1e-14)
+    np.testing.assert_array_equal(np.column_stack([triangulation.x, triangulation.y]), pl.project(points))
+    np.testing.assert_allclose(kwargs["levels"][[0, -1]], [gaps.min(), gaps.max()], rtol=1e-10)
+    contours = [c for c in fig.axes[0].collections if c.get_gid() == "contours"]
+    assert len(contours) == 1
+    np.testing.assert_allclose(contours[0].levels, kwargs["levels"])
+    star = _lines(fig, "regularized-nash")[0].get_xydata()[0]
+    np.testing.assert_allclose(star, pl.project(regularized_nash(GAME, 0.1).policy.probs[0]), atol=1e-12)
+    assert len(_lines(fig, "nash")) == 1
+    assert not _lines(pl.plot_contours(GAME, 0.1, resolution=8), "nash")  # equilibria are marked on request only
+
+
 def test_convergence_plot_shows_the_recorded_metrics_and_bounds():
     run = _three_starts(steps=40)
     bound = 0.5 * 0.9 ** np.arange(1, 31)
@@ -136,9 +219,11 @@ def _figures():
     return {
         "trajectories": lambda: pl.plot_trajectories(run),
         "vector-field": lambda: pl.plot_vector_field(field),
+        "streamlines": lambda: pl.plot_vector_field(field, streamlines=True),
         "tau-path": lambda: pl.plot_tau_path(GAME, np.geomspace(1.0, 0.01, 8)),
         "gap-contours": lambda: pl.plot_contours(GAME, 0.1, resolution=12),
         "kl-contours": lambda: pl.plot_contours(GAME, 0.1, kind="kl", resolution=12),
+        "marked-contours": lambda: pl.plot_contours(GAME, 0.1, resolution=12, equilibria=True),
         "figure9": lambda: pl.plot_figure9(pl.figure9_run(steps=30)),
         "convergence": lambda: pl.plot_convergence(run, kl_bounds={"b": lambda t: 1.0 / t}),
     }
@@ -174,6 +259,8 @@ def test_a_four_action_game_raises_a_clear_error():
         pl.vector_field(make("online-ipo", tau=0.1), game, resolution=4)
     with pytest.raises(ValueError, match=message):
         pl.plot_contours(game, 0.1)
+    with pytest.raises(ValueError, match=message):
+        pl.contour_values(game, 0.1)
     run = simulate(make("online-ipo", tau=0.1), game, steps=5, lr=0.05)
     with pytest.raises(ValueError, match=message):
         pl.plot_trajectories(run)
