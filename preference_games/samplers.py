@@ -114,7 +114,8 @@ class Roles:
 
 class PairSampler:
     """Pairs from the distributions named ``first`` and ``second`` (see the module docstring); ``beta`` is the
-    weight of π_ref (or μ) in a mixture source, a float or a [C] tensor."""
+    weight of π_ref (or μ) in a mixture source: a float, a [C] tensor, or a function of the roles that returns one
+    (a schedule, e.g. Nash-MD's β_t = 2/(t + 2) over outer iterations)."""
 
     def __init__(self, first: str = "policy", second: str | None = None, beta=None):
         second = first if second is None else second
@@ -125,8 +126,9 @@ class PairSampler:
             if beta is None:
                 raise ValueError("a mixture source needs beta")
         self.first, self.second = first, second
-        # a tensor once: the mixture is rebuilt every step
-        self.beta = None if beta is None else torch.as_tensor(np.asarray(beta, dtype=np.float64), dtype=DTYPE)
+        # a tensor once (the mixture is rebuilt every step); a schedule is evaluated when the mixture is built
+        constant = beta is None or callable(beta)
+        self.beta = beta if constant else torch.as_tensor(np.asarray(beta, dtype=np.float64), dtype=DTYPE)
 
     def __repr__(self) -> str:
         return f"PairSampler({self.first!r}, {self.second!r})"
@@ -140,8 +142,9 @@ class PairSampler:
         """The (frozen) distribution behind a source name."""
         if name == "policy":
             return roles.policy.snapshot()
+        beta = self.beta(roles) if callable(self.beta) else self.beta
         if name == "mixture":
-            return roles.policy.mixture(roles.ref, self.beta)
+            return roles.policy.mixture(roles.ref, beta)
         if name == "ref":
             return roles.ref
         if name in ("data", "data-mixture") and roles.data is None:
@@ -149,10 +152,10 @@ class PairSampler:
         if name == "data":
             return roles.data
         if name == "data-mixture":
-            return roles.policy.mixture(roles.data, self.beta)
+            return roles.policy.mixture(roles.data, beta)
         if roles.anchor is None:
             raise ValueError(f"pair source {name!r} needs an algorithm schedule that keeps an anchor")
-        return roles.anchor if name == "anchor" else roles.anchor.mixture(roles.ref, self.beta)
+        return roles.anchor if name == "anchor" else roles.anchor.mixture(roles.ref, beta)
 
     def exhaustive(self, roles, oracle: TabularOracle) -> Pairs:
         """Every supported (x, y, y2) with weight d0(x) μ1(y|x) μ2(y2|x) and the exact label p(y ≻ y2 | x)."""

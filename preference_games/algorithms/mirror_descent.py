@@ -31,6 +31,7 @@ from .dap import contrastive
 INPO = "Zhang et al. (INPO)"
 SURVEY = "the survey of LLM alignment techniques"
 ETA_SCHEDULES = ("constant", "theorem-4")
+NASH_MD_SCHEDULES = ("constant", "decreasing")
 
 
 def _check_eta(eta, tau) -> None:
@@ -102,33 +103,56 @@ def inpo(tau=0.1, eta=0.5, inner_steps=100, schedule="constant") -> Algorithm:
     )
 
 
-def nash_md(tau=0.1, eta=0.5, inner_steps=100) -> Algorithm:
+def nash_md(tau=0.1, eta=0.5, inner_steps=100, schedule="constant") -> Algorithm:
     """Exact Nash-MD (Munos et al. 2023; survey eqs. 58–59 read with the unregularised payoff):
     π_mix ∝ π_t^{1−τ/η} π_ref^{τ/η},  π_{t+1} ∝ π_mix exp(p(y ≻ π_mix)/η).
 
     The survey's eq. 59 regularises toward π_ref twice (in the mixture and in its payoff P_τ); we follow Munos et
     al.'s form. With a constant η its fixed point is IPO-MD's eq. 13 with β = τ/η — close to, but *not*, the Nash
-    equilibrium (the distance shrinks with τ/η). The loss form regresses on pairs from π_mix anchored at π_mix."""
+    equilibrium (the distance shrinks with τ/η). ``schedule="decreasing"`` uses Munos et al.'s step α_t = 2/(τ(t + 2)),
+    i.e. η_t = τ(t + 2)/2 for the update π_t → π_{t+1}, t = 0, 1, … (so τ/η_0 = 1: the first update is the best
+    response to π_ref), and ignores ``eta``; its last iterate converges to the regularised Nash equilibrium
+    (``preference-games verify --only nash-md/``). The loss form regresses on pairs from π_mix anchored at π_mix."""
     check_tau(tau)
-    _check_eta(eta, tau)
-    beta = np.asarray(values(tau)) / np.asarray(values(eta))  # the mixture weight τ/η, one per configuration
-    beta = beta if beta.size > 1 else float(beta[0])
+    if schedule not in NASH_MD_SCHEDULES:
+        raise ValueError(f"schedule must be one of {NASH_MD_SCHEDULES}; got {schedule!r}")
+    if schedule == "constant":  # the decreasing schedule's η_t ≥ τ by construction and ignores ``eta``
+        _check_eta(eta, tau)
+
+    def eta_at(t: int):
+        """η for update t (the closed-form step, or the outer iteration of the loss form)."""
+        return per_config(eta) if schedule == "constant" else per_config(tau) * (t + 2) / 2.0
+
+    def beta_at(t: int):
+        return per_config(tau) / eta_at(t)  # the mixture weight τ/η_t, [C, 1] or a scalar
 
     def closed_form(roles, oracle, step):
-        mixture = roles.policy.mixture(roles.ref, beta).log_prob_table()  # [C, X, Y]
-        return _normalise(mixture + oracle.preference_against(mixture) / per_config(eta)[..., None])
+        mixture = roles.policy.mixture(roles.ref, beta_at(step)).log_prob_table()  # [C, X, Y]
+        return _normalise(mixture + oracle.preference_against(mixture) / eta_at(step)[..., None])
+
+    def anchor(roles):  # π_mix of the current outer iteration
+        return roles.anchor.mixture(roles.ref, beta_at(roles.iteration))
+
+    def objective(roles, pairs):
+        return contrastive(PAIR_LOSSES["ipo"], eta_at(roles.iteration), anchor)(roles, pairs)
+
+    def fixed_point(game, c, data):
+        if schedule == "decreasing":
+            return fixed_points.regularized_equilibrium(game, pick(tau, c))
+        return fixed_points.nash_md(game, pick(tau, c), pick(eta, c))
 
     return Algorithm(
         name="nash-md",
         paper=f"Munos et al. 2023 via {SURVEY}, eqs. 57–59",
-        params={"tau": tau, "eta": eta, "inner_steps": inner_steps},
+        params={"tau": tau, "eta": eta, "inner_steps": inner_steps, "schedule": schedule},
         tau=tau,
-        samplers=(PairSampler("anchor-mixture", beta=beta),),
-        objective=contrastive(PAIR_LOSSES["ipo"], eta, lambda roles: roles.anchor.mixture(roles.ref, beta)),
+        samplers=(PairSampler("anchor-mixture", beta=lambda roles: beta_at(roles.iteration)),),
+        objective=objective,
         schedule=anchor_schedule(inner_steps),
         closed_form=closed_form,
-        fixed_point=lambda game, c, data: fixed_points.nash_md(game, pick(tau, c), pick(eta, c)),
-        fixed_point_kind="IPO-MD eq. 13 with beta = tau/eta (not the Nash equilibrium)",
+        fixed_point=fixed_point,
+        fixed_point_kind=("regularised Nash equilibrium (last iterate, decreasing step)" if schedule == "decreasing"
+                          else "IPO-MD eq. 13 with beta = tau/eta (not the Nash equilibrium)"),
     )
 
 

@@ -7,7 +7,8 @@ payoff (``docs/algorithms.md`` §3): π_{t+1} ∝ π_mix exp(p(y ≻ π_mix)/η)
 
 The dynamics run on whole shape groups at once (:class:`~preference_games.verify.exact.Batch`, one array per group of
 games with the same shape and support): the engine's closed-form maps where the check is about them, the same maps in
-numpy (checked equal to the engine's) where a check needs a step schedule the engine lacks or thousands of maps.
+numpy (checked equal to the engine's, including ``make("nash-md", schedule="decreasing")``) where a check needs a step
+schedule or thousands of maps.
 """
 
 from __future__ import annotations
