@@ -154,29 +154,25 @@ Runs in a few seconds.
 
 The exact expected gradient of an algorithm's population loss: enumerate every pair (y, y') with its probability
 (`PairSampler.exhaustive`), evaluate the objective, and let autograd differentiate it with respect to the logits θ.
+`preference_games.verify.exact.population_gradient` does exactly that (read its ten lines); the loss depends on θ
+only through π = softmax θ, so it takes log π.
 """),
     code("""
 %matplotlib inline
 import numpy as np
-import torch
 
 from preference_games import random_intransitive, rps_variant
 from preference_games.algorithms import make
 from preference_games.dynamics import simulate
 from preference_games.equilibria import regularized_nash
-from preference_games.models import TabularLogits
 from preference_games.plotting import plot_convergence
-from preference_games.samplers import Roles, TabularOracle
+from preference_games.verify.exact import population_gradient
 
 
 def exact_gradient(algorithm, game, logits):
     \"\"\"∇_θ of the population loss at logits θ [1, X, Y] (exhaustive pairs, autograd), flattened.\"\"\"
-    policy = TabularLogits(torch.tensor(np.array(logits), dtype=torch.float64))
-    oracle = TabularOracle(game)
-    roles = Roles(policy=policy, ref=oracle.ref, data=oracle.ref, anchor=policy.snapshot())
-    pairs = [sampler.exhaustive(roles, oracle) for sampler in algorithm.samplers]
-    (gradient,) = torch.autograd.grad(algorithm.objective(roles, *pairs).sum(), [policy.logits])
-    return gradient.numpy().ravel()
+    log_pi = logits - np.logaddexp.reduce(logits, axis=-1, keepdims=True)
+    return population_gradient(algorithm, [game], log_pi)[1].ravel()
 """),
     md("""
 One game, one random policy, τ = 0.1: the two gradients, and their elementwise ratio.
