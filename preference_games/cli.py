@@ -824,14 +824,7 @@ def cmd_verify(args) -> int:
         return 0
     suite = Suite(games=args.games, seed=args.seed)
     progress = args.progress if args.progress is not None else sys.stderr.isatty()
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(selected), desc="verify", unit="check", leave=False)
-    results = run_checks(selected, suite, progress=(lambda r: bar.update(1)) if bar is not None else None)
-    if bar is not None:
-        bar.close()
+    results = run_checks(selected, suite, progress=progress)
     if args.json:
         print(json.dumps([r.as_dict() for r in results]))
     else:

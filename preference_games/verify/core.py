@@ -120,29 +120,28 @@ class Result:
                 "seconds": round(self.seconds, 3)}
 
 
-def run_checks(selected: list[Check], suite, *, progress=None) -> list[Result]:
-    """Run each check on ``suite``; ``progress``: a callable invoked with each finished Result (a progress bar).
+def run_checks(selected: list[Check], suite, *, progress: bool = False) -> list[Result]:
+    """Run each check on ``suite``, with a progress bar on stderr if ``progress``.
 
     A check that raises is reported with the verdict ``error`` and the exception as its counterexample, so one broken
     check does not hide the others. Torch runs on one thread: the checks' tensors are small, and a second spinning
     thread made torch-heavy checks up to 16× slower on a loaded 2-core machine (measured).
     """
-    from ..dynamics import _one_thread
+    from ..dynamics import _one_thread, _progress_bar
 
-    with _one_thread():
-        return _run(selected, suite, progress)
-
-
-def _run(selected, suite, progress) -> list[Result]:
+    bar = _progress_bar(len(selected), progress, "verify")
     results = []
-    for c in selected:
-        start = time.perf_counter()
-        try:
-            outcome = c.run(suite)
-        except Exception as error:  # noqa: BLE001  (reported, not swallowed: the verdict says "error")
-            outcome = Outcome("the check raised", float("nan"), float("nan"), ERROR, 0,
-                              counterexample=f"{type(error).__name__}: {error}")
-        results.append(Result(c, outcome, time.perf_counter() - start))
-        if progress is not None:
-            progress(results[-1])
+    with _one_thread():
+        for c in selected:
+            start = time.perf_counter()
+            try:
+                outcome = c.run(suite)
+            except Exception as error:  # noqa: BLE001  (reported, not swallowed: the verdict says "error")
+                outcome = Outcome("the check raised", float("nan"), float("nan"), ERROR, 0,
+                                  counterexample=f"{type(error).__name__}: {error}")
+            results.append(Result(c, outcome, time.perf_counter() - start))
+            if bar is not None:
+                bar.update(1)
+    if bar is not None:
+        bar.close()
     return results
