@@ -88,8 +88,8 @@ def test_the_numpy_map_is_the_engine_map_on_a_padded_batch():
 
 
 def test_padded_batch_keeps_every_game_and_masks_the_padding():
-    """Batch.of(pad=True) on games of 3, 4 and 5 actions: on each game's own actions P(y ≻ π), in both roundings
-    (INPO's ½ + Sπ and Batch.win's Pπ), is the game's; the padding gets probability 0; without pad it refuses."""
+    """Batch.of(pad=True) on games of 3, 4 and 5 actions: on each game's own actions P(y ≻ π) is the game's; the
+    padding gets probability 0 and normalising is idempotent; without pad it refuses."""
     games = list(GAMES[:3])
     batch = Batch.of(games, pad=True)
     assert batch.P.shape == (3, 1, 5, 5) and batch.support.sum(axis=(1, 2)).tolist() == [4, 3, 5]
@@ -100,8 +100,7 @@ def test_padded_batch_keeps_every_game_and_masks_the_padding():
         assert np.all(log_pi[c, :, Y:] == -np.inf)
         expected = game.preference_against(np.exp(log_pi[c, :, :Y]))
         np.testing.assert_allclose(batch.win(log_pi)[c, :, :Y], expected, rtol=0, atol=1e-15)
-        np.testing.assert_allclose(inpo._win(batch, log_pi)[c, :, :Y], expected, rtol=0, atol=1e-15)
-    np.testing.assert_allclose(inpo._normalise(batch, log_pi), log_pi, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(batch.normalise(log_pi), log_pi, rtol=0, atol=1e-15)
     with pytest.raises(ValueError, match="one number of actions"):
         Batch.of(games)
 

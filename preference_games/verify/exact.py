@@ -84,9 +84,9 @@ def log_softmax(z: np.ndarray, support: np.ndarray | None = None) -> np.ndarray:
     """Log-probabilities from log-weights ``z`` over the last axis, z − max − log Σ exp(z − max); with ``support``
     (bool, broadcasting against z) −inf outside it.
 
-    :func:`random_policies`, a few per-game normalisations in the checks (``z − logaddexp.reduce(z)``) and INPO's
-    trajectories (``inpo._normalise``) round differently in the last bit; they keep their form because the checks'
-    round-off-level errors, as documented, were measured with it."""
+    :func:`random_policies` and a few per-game normalisations in the checks (``z − logaddexp.reduce(z)``) round
+    differently in the last bit; they keep their form because the seeded random policies they draw, and so the
+    documented round-off-level errors, depend on it."""
     if support is not None:
         z = np.where(support, z, -np.inf)
     top = z.max(axis=-1, keepdims=True)

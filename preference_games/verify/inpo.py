@@ -63,23 +63,6 @@ STREAM = 2024
 
 
 # ================================================================================================ numpy engine
-# INPO's own rounding. These checks were measured with P(y ≻ π) = ½ + Sπ and the normalisation
-# z − (max + log Σ e^{z − max}); Batch.win (Pπ) and Batch.normalise (z − max − log Σ …) agree with them up to the last
-# bit, but the identity checks report round-off-level errors, which that bit moves (at 40 games inpo/lemma-5's error
-# goes from 5.2e-12 to 8.3e-12 with Batch.normalise, to 2.2e-11 with Batch.win), so every INPO step and identity keeps
-# this arithmetic and the documented numbers stay reproducible.
-def _win(batch, log_pi):
-    """P(y ≻ π) = ½ + (Sπ)(y) [C, X, Y] for normalised π."""
-    return 0.5 + np.matmul(batch.S, np.exp(log_pi)[..., None])[..., 0]
-
-
-def _normalise(batch, z):
-    """Log-probabilities from log-weights z [C, X, Y]: −inf off the support, logsumexp 0 per prompt."""
-    z = np.where(batch.support, z, -np.inf)
-    top = z.max(axis=-1, keepdims=True)
-    return z - (top + np.log(np.exp(z - top).sum(axis=-1, keepdims=True)))
-
-
 def _reference_spread(batch):
     """Lemma 2's D = max_π KL(π ‖ π_1) = log 1/min π_ref per entry [C], over prompts as in
     bounds.inpo_theorem3_bound."""
@@ -89,8 +72,8 @@ def _reference_spread(batch):
 def _inpo_step(batch, log_pi, tau, eta):
     """INPO eq. 5: log π_{t+1} = (τ/η) log π_ref + (1 − τ/η) log π_t + P(y ≻ π_t)/η, normalised."""
     w, eta = column(tau) / column(eta), column(eta)
-    return _normalise(batch, w * batch.inside(batch.log_ref) + (1 - w) * batch.inside(log_pi)
-                      + _win(batch, log_pi) / eta)
+    return batch.normalise(w * batch.inside(batch.log_ref) + (1 - w) * batch.inside(log_pi)
+                      + batch.win(log_pi) / eta)
 
 
 def _iterates(batch, tau, eta_at, steps):
@@ -112,7 +95,7 @@ def _kl(batch, log_p, log_q):
 
 def _gap(batch, log_pi, tau):
     """DualGap_τ per prompt [..., C, X]: 2τ KL(π ‖ BR_τ(π)), BR_τ(π) ∝ π_ref exp(P(y ≻ π)/τ) (docs/engine.md)."""
-    response = _normalise(batch, batch.log_ref + _win(batch, log_pi) / column(tau))
+    response = batch.normalise(batch.log_ref + batch.win(log_pi) / column(tau))
     tau = np.asarray(tau, dtype=np.float64)
     return 2 * (tau[:, None] if tau.ndim else tau) * _kl(batch, log_pi, response)
 
@@ -184,7 +167,7 @@ def eq5_errors(batch, configs, log_pi_t, rng):
     pi = torch.tensor(np.exp(batch.inside(log_pi_t)), requires_grad=True)
     inside = torch.tensor(batch.support, dtype=torch.float64)
     log_ref = torch.tensor(batch.inside(batch.log_ref))
-    per_action = -pi * torch.tensor(_win(batch, log_pi_t)) + torch.tensor(column(tau)) * pi * (torch.log(pi) - log_ref)
+    per_action = -pi * torch.tensor(batch.win(log_pi_t)) + torch.tensor(column(tau)) * pi * (torch.log(pi) - log_ref)
     loss = (torch.tensor(batch.d0)[..., None] * inside * per_action).sum()
     (grad,) = torch.autograd.grad(loss, [pi])
     g = batch.inside(grad.numpy() / batch.d0[..., None])
@@ -199,7 +182,7 @@ def eq5_errors(batch, configs, log_pi_t, rng):
     three_point = np.zeros(len(configs))
     for _ in range(4):
         logits = np.where(batch.support, rng.normal(scale=2.0, size=log_pi_t.shape), -np.inf)
-        other = _normalise(batch, logits)
+        other = batch.normalise(logits)
         lhs, rhs = F(other) - F(plus), eta[:, None] * _kl(batch, other, plus)
         size = np.maximum(1.0, np.maximum(np.abs(F(other)), np.abs(F(plus))))
         three_point = np.maximum(three_point, (np.abs(lhs - rhs) / size).max(-1))
@@ -260,7 +243,7 @@ def eq_6(suite):
         tau = np.array([c[0] for c in configs])
         eta = np.array([c[1] for c in configs])
         following = _engine_step(batch.games, log_pi_t, tau, eta)
-        p = _win(batch, log_pi_t)
+        p = batch.win(log_pi_t)
         target = p[..., :, None] - p[..., None, :]
         both = batch.support[..., :, None] & batch.support[..., None, :]
         error = np.where(both, np.abs(column(eta)[..., None] * h_t(batch, following, log_pi_t, tau, eta) - target),
@@ -298,7 +281,7 @@ def _theorem4_schedule(tau, offset):
 def _gradient(batch, log_pi, tau):
     """∇ℓ_t(π_t) = −P(y ≻ π_t) + τ(log π_t/π_ref + 1) per prompt [C, X, Y] (0 off the support)."""
     log_ratio = batch.inside(log_pi) - batch.inside(batch.log_ref)
-    return batch.inside(-_win(batch, log_pi) + column(tau) * (log_ratio + 1))
+    return batch.inside(-batch.win(log_pi) + column(tau) * (log_ratio + 1))
 
 
 def one_step_excess(batch, star, tau, eta, log_pi, following):
@@ -532,7 +515,7 @@ def theorem4_ratios(games, taus=TAUS, steps=STEPS, rng=None):
             eta = np.array([c[1] for c in cfg])
             star = batch.padded([_nash(g, c[0]) for g, c in zip(batch.games, cfg)])
             for _ in range(4):
-                start = _normalise(batch, rng.normal(scale=2.0, size=star.shape))
+                start = batch.normalise(rng.normal(scale=2.0, size=star.shape))
                 ratio = one_step_excess(batch, star, tau, eta, start, _inpo_step(batch, start, tau, eta))
                 worst.update("one-step", ratio, namer(batch.games, τ=tau, η=eta, π_t=["random"] * len(cfg)))
     return worst, max_b_tau
@@ -596,7 +579,7 @@ def eq7_loss(batch, log_pi, log_pi_t, tau, eta):
         return a[..., :, None] - a[..., None, :]
 
     h = pairwise(log_pi) - w * pairwise(batch.log_ref) - (1 - w) * pairwise(log_pi_t)
-    target = pairwise(_win(batch, log_pi_t)) / torch.tensor(column(eta))[..., None]
+    target = pairwise(batch.win(log_pi_t)) / torch.tensor(column(eta))[..., None]
     pt = torch.tensor(np.exp(log_pi_t))
     weight = torch.tensor(batch.d0)[..., None, None] * pt[..., :, None] * pt[..., None, :]
     return torch.where(both, weight * (h - target) ** 2, 0.0).sum((-3, -2, -1))
@@ -629,8 +612,8 @@ def lemma5_measures(batch, configs, log_pi_t, rng):
     gradient = np.abs(grad.detach().numpy()).max(axis=(-2, -1)) * scale
     identity, lowest = np.zeros(len(configs)), np.full(len(configs), np.inf)
     # random policies, and small perturbations of π_{t+1} (strict increase near the minimiser)
-    for other in (_normalise(batch, rng.normal(scale=2.0, size=log_pi_t.shape)),
-                  _normalise(batch, following + 1e-2 * rng.normal(size=log_pi_t.shape))):
+    for other in (batch.normalise(rng.normal(scale=2.0, size=log_pi_t.shape)),
+                  batch.normalise(following + 1e-2 * rng.normal(size=log_pi_t.shape))):
         value = eq7_loss(batch, torch.tensor(other), log_pi_t, tau, eta).numpy()
         v = batch.inside(other - following)
         pt = np.exp(log_pi_t)
@@ -686,14 +669,14 @@ def prop6_differences(batch, configs, log_pi_t, rng, count=8):
     # all ``count`` policies in one call: configuration (k, c) is the k-th random π with configuration c
     repeated = Batch.of(batch.games * count)
     anchor = np.tile(log_pi_t, (count, 1, 1))
-    others = _normalise(repeated, np.where(repeated.support, rng.normal(scale=2.0, size=anchor.shape), -np.inf))
+    others = repeated.normalise(np.where(repeated.support, rng.normal(scale=2.0, size=anchor.shape), -np.inf))
     taus, etas = np.tile(tau, count), np.tile(eta, count)
     eq7 = eq7_loss(repeated, torch.tensor(others), anchor, taus, etas).numpy().reshape(count, -1)
     eq8 = population_gradient(make("inpo", tau=taus, eta=etas), repeated.games, others, anchor=anchor)[0]
     eq8 = eq8.reshape(count, -1)
     differences, scale = eq8 - eq7, eta**2
     size = np.maximum(1.0, scale * np.maximum(np.abs(eq7), np.abs(eq8)).max(0))
-    p = _win(batch, log_pi_t)
+    p = batch.win(log_pi_t)
     pt = np.exp(log_pi_t)
     variance = batch.inside(pt * p**2).sum(-1) - batch.inside(pt * p).sum(-1) ** 2
     constant = batch.expected(0.25 - 2 * variance) / eta**2
