@@ -193,7 +193,8 @@ def _simulate(algorithm, game, steps, mode, lr, optimizer, batch, labels, seed, 
     if not bool(inside.all()):  # every algorithm lives on Supp(π_ref): a hole there makes its losses infinite
         raise ValueError("the policy must put positive probability on every action in the support of π_ref")
     data_policy = games[0].policy(data) if data is not None else None  # default μ = π_ref (per game)
-    roles = Roles(policy=policy, ref=oracle.ref, data=oracle.ref if data is None else FrozenPolicy(data_policy.log_probs))
+    data_table = oracle.ref if data is None else FrozenPolicy(data_policy.log_probs)
+    roles = Roles(policy=policy, ref=oracle.ref, data=data_table)
     roles.aux = algorithm.auxiliary(policy) if algorithm.auxiliary else {}
     algorithm.schedule.start(roles)
     generator = torch.Generator().manual_seed(int(seed))

@@ -65,7 +65,7 @@ class TabularOracle:
         self.prompt_probs = torch.tensor(np.stack([g.prompt_probs for g in ref_games]), dtype=DTYPE)  # [G', X]
         if shared:
             self.prompt_probs = self.prompt_probs[0]  # [X]
-        self.ref = FrozenPolicy(np.stack([g.ref.log_probs[None] for g in ref_games]).reshape(-1, *first.ref.shape))
+        self.ref = FrozenPolicy(np.stack([g.ref.log_probs for g in ref_games]))  # [G', X, Y]
         self.support = torch.as_tensor(first.support)  # [X, Y]
         both = self.support[:, :, None] & self.support[:, None, :]  # [X, Y, Y]
         self.pair_grid = torch.nonzero(both, as_tuple=True)  # (x, y, y2) [B] each: every pair inside Supp(π_ref)
@@ -127,8 +127,8 @@ class PairSampler:
                 raise ValueError("a mixture source needs beta")
         self.first, self.second = first, second
         # a tensor once (the mixture is rebuilt every step); a schedule is evaluated when the mixture is built
-        constant = beta is None or callable(beta)
-        self.beta = beta if constant else torch.as_tensor(np.asarray(beta, dtype=np.float64), dtype=DTYPE)
+        as_is = beta is None or callable(beta)
+        self.beta = beta if as_is else torch.as_tensor(np.asarray(beta, dtype=np.float64), dtype=DTYPE)
 
     def __repr__(self) -> str:
         return f"PairSampler({self.first!r}, {self.second!r})"

@@ -34,13 +34,13 @@ from ..samplers import Roles, TabularOracle
 def population_gradient(algorithm, games: list[PreferenceGame], log_probs, *, data=None, anchor=None):
     """The algorithm's population loss [C] and its gradient with respect to the logits [C, X, Y] at the policies
     ``log_probs`` [C, X, Y], configuration c on ``games[c]`` (one game for all, or one per configuration, all of one
-    shape and support: see :func:`by_shape`). ``data``: μ [X, Y] for offline algorithms; ``anchor``: log-probabilities
-    [C, X, Y] of the frozen snapshot for anchored algorithms (INPO's π_t, BPO's behaviour policy; default: the policy
-    itself)."""
+    shape and support: see :func:`by_shape`). ``data``: μ [X, Y] for offline algorithms (default: each game's π_ref);
+    ``anchor``: log-probabilities [C, X, Y] of the frozen snapshot for anchored algorithms (INPO's π_t, BPO's
+    behaviour policy; default: the policy itself)."""
     log_probs = np.asarray(log_probs, dtype=np.float64)
     oracle = TabularOracle(list(games))
     policy = TabularLogits.from_log_probs(log_probs)
-    data_policy = FrozenPolicy(games[0].policy(data).log_probs if data is not None else games[0].ref.log_probs)
+    data_policy = oracle.ref if data is None else FrozenPolicy(games[0].policy(data).log_probs)  # default: each π_ref
     roles = Roles(policy=policy, ref=oracle.ref, data=data_policy,
                   anchor=policy.snapshot() if anchor is None else FrozenPolicy(anchor), aux={})
     roles.aux = algorithm.auxiliary(policy) if algorithm.auxiliary else {}
