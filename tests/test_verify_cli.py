@@ -121,3 +121,20 @@ def test_list_shows_every_check_without_running(capsys):
     listed = json.loads(out)
     assert code == 0 and [c["name"] for c in listed] == [c.name for c in checks()]
     assert all(c["statement"] and c["paper"] and c["location"] for c in listed)
+
+
+def test_population_gradient_batches_games_with_their_own_references_and_default_data():
+    """Offline IPO (pairs from μ, default μ = π_ref) on two games that differ in π_ref, batched in one call, equals
+    one call per game: each configuration uses its own game's reference and data policy."""
+    from preference_games.algorithms import make
+    from preference_games.verify.exact import population_gradient, random_policies
+
+    games = list(Suite(games=12, seed=0).random("intransitive", actions=4)[:2])
+    assert not np.array_equal(games[0].ref.log_probs, games[1].ref.log_probs)
+    rng = np.random.default_rng(0)
+    log_pi = np.concatenate([random_policies(g, 1, rng) for g in games])
+    loss, grad = population_gradient(make("offline-ipo", tau=0.2), games, log_pi)
+    for c, game in enumerate(games):
+        alone_loss, alone_grad = population_gradient(make("offline-ipo", tau=0.2), [game], log_pi[c:c + 1])
+        np.testing.assert_allclose(grad[c], alone_grad[0], rtol=0, atol=1e-13)
+        np.testing.assert_allclose(loss[c], alone_loss[0], rtol=0, atol=1e-13)
