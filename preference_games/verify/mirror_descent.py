@@ -106,8 +106,9 @@ DECREASING_MAPS = 1000
 def nash_md_decreasing_step(suite):
     """The survey's α_t is indexed by t but not given; Munos et al.'s Theorem 1 (not in our corpus; recalled) uses
     α_t = 2/(τ(t + 2)) and derives KL(π*_τ ‖ π_{t+1}) ≤ (1 − α_t τ) KL(π*_τ ‖ π_t) + 2α_t², whence by induction
-    KL(π*_τ ‖ π_T) ≤ 8/(τ²(T + 1)). make("nash-md") has a constant η only, so the maps run in numpy
-    (:func:`nash_md_map`, equal to the engine's map at constant η: tests/test_verify_mirror_descent.py), from π_ref,
+    KL(π*_τ ‖ π_T) ≤ 8/(τ²(T + 1)). The engine has this step too (make("nash-md", schedule="decreasing")); the
+    check re-computes the maps independently in numpy (:func:`nash_md_map`, equal to the engine's map at constant η:
+    tests/test_verify_mirror_descent.py), from π_ref,
     batched per shape group, for τ ∈ DECREASING_TAUS. The error is KL(π*_τ ‖ π_T)/(8/(τ²(T+1))) at T = 250 and
     1000 (≤ 1: the bound holds); we also report the largest per-step ratio
     (KL_{t+1} − (1 − τ/η_t) KL_t)/(2/η_t²) (≤ 1: the one-step inequality holds) and the fitted exponent of
