@@ -36,9 +36,10 @@ import torch
 from .algorithms.base import Algorithm, pick, values
 from .equilibria import gaps_from_log_probs
 from .games import PreferenceGame
-from .models import DTYPE, FrozenPolicy, TabularLogits
+from .models import FrozenPolicy, TabularLogits
 from .policies import _kl
 from .samplers import Roles, TabularOracle
+from .training import ConfigSGD, TrainingStep, exhaustive_pairs, sampled_pairs
 
 MODES = ("exact", "closed-form", "sampled")
 
@@ -146,8 +147,9 @@ def simulate(
     """Run ``algorithm`` on ``game`` (or one game per configuration) and record its trajectory.
 
     steps: a fixed number of steps; None runs until stationary or ``max_steps``. lr: a float or one per configuration
-    (plain gradient steps, or the algorithm's extragradient/optimistic rule); ``optimizer``: instead, a factory
-    ``params -> torch.optim.Optimizer`` (sampled or exact mode, plain-gradient algorithms). policy: the trained policy
+    (plain gradient steps); ``optimizer``: instead, a factory ``params -> torch.optim.Optimizer`` (sampled or exact
+    mode). Either way the algorithm's update rule (extragradient, optimistic) wraps the optimiser
+    (:mod:`preference_games.training`). policy: the trained policy
     (default: a :class:`TabularLogits` at π_ref); data: the data policy μ [X, Y] (default π_ref) for offline
     algorithms. configs: the number of configurations, otherwise inferred from the parameters, ``lr`` and games.
     """
@@ -187,7 +189,7 @@ def _simulate(algorithm, game, steps, mode, lr, optimizer, batch, labels, seed, 
     games = [game] if isinstance(game, PreferenceGame) else list(game)
     C = _configurations(configs, algorithm, lr, games, policy)
     games = games * C if len(games) == 1 else games
-    oracle = TabularOracle(games if len({id(g) for g in games}) > 1 else games[:1])
+    oracle = TabularOracle(games if len({id(g) for g in games}) > 1 else games[:1], configs=C)
     if policy is None:  # start at π_ref (each configuration at its own game's)
         policy = TabularLogits.from_log_probs(oracle.ref.log_prob_table().expand(C, -1, -1).numpy())
     with torch.no_grad():
@@ -268,93 +270,49 @@ def _table(policy) -> np.ndarray:
 
 
 class _Stepper:
-    """One step of the chosen mode; owns the optimiser state (previous gradient for the optimistic rule)."""
+    """One step of the chosen mode: the closed-form map, or :class:`~preference_games.training.TrainingStep` (the
+    training step every backend shares) on exhaustive or sampled pairs."""
 
     def __init__(self, algorithm, roles, oracle, mode, lr, optimizer, batch, labels, generator):
         self.algorithm, self.roles, self.oracle, self.mode = algorithm, roles, oracle, mode
-        self.batch, self.labels, self.generator = batch, labels, generator
-        self.params = [p for p in roles.policy.parameters()] + [
+        self.want_loss = True  # the run loop clears it on steps whose loss nobody records
+        if mode == "closed-form":
+            return
+        params = [p for p in roles.policy.parameters()] + [
             p for module in roles.aux.values() for p in module.parameters()
         ]
         if optimizer is not None and len(values(lr)) > 1:
             raise ValueError("a per-configuration lr applies to the built-in updates; a torch optimizer sets its own")
-        self.optimizer = optimizer(self.params) if optimizer is not None else None
-        if self.optimizer is not None and algorithm.update != "gradient":
-            raise ValueError(f"{algorithm.name} prescribes its own {algorithm.update} update; do not pass optimizer")
-        if mode != "closed-form" and optimizer is None:
-            rates = torch.as_tensor(np.asarray(values(lr)), dtype=DTYPE)
-            if torch.any(rates <= 0) or not torch.all(torch.isfinite(rates)):
-                raise ValueError(f"lr must be positive; got {lr}")
-            self.lr = rates if rates.numel() == 1 else rates
-        self.previous_grads = None
-        self.want_loss = True  # the run loop clears it on steps whose loss nobody records
-
-    def loss(self) -> torch.Tensor:
-        """The algorithm's objective on fresh pairs: [C]."""
-        samplers = self.algorithm.samplers
-        if self.mode == "exact":
-            pairs = [s.exhaustive(self.roles, self.oracle) for s in samplers]
+        optimizer = optimizer(params) if optimizer is not None else ConfigSGD(params, values(lr))
+        if mode == "exact":
+            pairs = exhaustive_pairs(algorithm, roles, oracle)
         else:
-            pairs = [s.sample(self.roles, self.oracle, self.batch, self.generator, self.labels) for s in samplers]
-        return self.algorithm.objective(self.roles, *pairs)
-
-    def gradients(self):
-        for p in self.params:
-            p.grad = None
-        fast = self._closed_form_gradient()
-        if fast is not None:
-            loss, table, grad_table = fast
-            table.backward(grad_table)  # the chain rule from log π to the parameters, whatever the policy class
-        else:
-            loss = self.loss()
-            loss.sum().backward()  # configurations are independent: each gets its own gradient
-        loss = None if loss is None else loss.detach()
-        return loss, [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
+            pairs = sampled_pairs(algorithm, roles, oracle, batch, generator, labels)
+        self.train = TrainingStep(algorithm, roles, pairs, optimizer, gradient=self._closed_form_gradient())
 
     def _closed_form_gradient(self):
         """Exact mode, one sampler, no auxiliary models, an objective that knows its gradient w.r.t. log π in closed
-        form (:class:`~preference_games.algorithms.dap.Contrastive`): (loss, log π table, ∂L/∂log π), else None."""
+        form (:class:`~preference_games.algorithms.dap.Contrastive`): a function giving (loss, log π table,
+        ∂L/∂log π) for :class:`~preference_games.training.TrainingStep`; else None (autograd on the pairs)."""
         objective = self.algorithm.objective
         if self.mode != "exact" or self.roles.aux or len(self.algorithm.samplers) != 1:
             return None
         if not hasattr(objective, "table_gradient"):
             return None
-        table = self.roles.policy.log_prob_table()  # [C, X, Y], with the graph to the parameters
         sampler = self.algorithm.samplers[0]
-        loss, grad = objective.table_gradient(self.roles, sampler, self.oracle, table.detach(), self.want_loss)
-        return loss, table, grad.expand_as(table)
+
+        def gradient():
+            table = self.roles.policy.log_prob_table()  # [C, X, Y], with the graph to the parameters
+            loss, grad = objective.table_gradient(self.roles, sampler, self.oracle, table.detach(), self.want_loss)
+            return loss, table, grad.expand_as(table)
+
+        return gradient
 
     def __call__(self, step: int) -> torch.Tensor | None:
         if self.mode == "closed-form":
             self.roles.policy.assign(self.algorithm.closed_form(self.roles, self.oracle, step))
             return None
-        if self.optimizer is not None:
-            self.optimizer.zero_grad()
-            loss = self.loss()
-            loss.sum().backward()
-            self.optimizer.step()
-            return loss.detach()
-        loss, grads = self.gradients()
-        update = self.algorithm.update
-        if update == "extragradient":  # step to the extrapolated point, take the gradient there, step from the start
-            start = [p.detach().clone() for p in self.params]
-            self._descend(grads)
-            _, grads = self.gradients()
-            with torch.no_grad():
-                for p, p0 in zip(self.params, start):
-                    p.copy_(p0)
-        elif update == "optimistic":  # θ ← θ − lr (2 g_t − g_{t−1})
-            previous = self.previous_grads or grads
-            self.previous_grads = grads
-            grads = [2 * g - g_prev for g, g_prev in zip(grads, previous)]
-        self._descend(grads)
-        return loss
-
-    def _descend(self, grads) -> None:
-        with torch.no_grad():
-            for p, g in zip(self.params, grads):
-                rate = self.lr if self.lr.numel() == 1 else self.lr.reshape((-1,) + (1,) * (g.dim() - 1))
-                p.sub_(rate * g)
+        return self.train()
 
 
 def _progress_bar(total: int, enabled: bool, name: str):

@@ -1,20 +1,21 @@
-"""Torch policies the algorithms train: the one object an algorithm talks to.
+"""Torch policies over a finite response set: the enumerable side of :mod:`preference_games.protocols`.
 
-Every algorithm sees a policy only through this protocol, so the same algorithm runs on a lookup table, on the small
-network below and (later) on a transformer:
+Every policy here implements :class:`~preference_games.protocols.EnumerablePolicy`:
 
-    log_prob(x, y) -> Tensor [C, B]       log π(y | x), differentiable for a trainable policy
-    sample(x, n, generator) -> [C, B, n]   n responses per prompt index
+    log_prob(x, y) -> Tensor [C, B]        log π(y | x), differentiable for a trainable policy
+    sample(x, n, generator) -> [C, B·n]     n response indices per prompt index (prompt b's at b·n … b·n + n − 1)
     snapshot() -> FrozenPolicy             a frozen copy: reference, previous iterate, behaviour policy
-    configs -> int                         C, the number of configurations held
-    log_prob_table() -> Tensor [C, X, Y]   only for enumerable policies (finite Y): the exhaustive pair sampler
+    mixture_sampler(other, beta)           the normalised geometric mixture self^{1−β} other^β, exactly
+    configs, dtype, device
+    log_prob_table() -> Tensor [C, X, Y]   the whole table: the exhaustive pair sampler and the closed-form maps
 
-The leading C is a *configuration* axis: one tabular policy holds C independent policies (different β, τ, learning
-rates, seeds or games), and every operation acts on all of them at once. Losses are sums over configurations, so
-one backward pass yields each configuration's own gradient.
+Prompts and responses are index tensors. The leading C is a *configuration* axis: one tabular policy holds C
+independent policies (different β, τ, learning rates, seeds or games), and every operation acts on all of them at
+once. Losses are sums over configurations, so one backward pass yields each configuration's own gradient.
 
-Everything here is float64. Actions outside ``support`` (the support of π_ref, IPO-MD §2 / INPO §2.2) hold −inf
-log-probability, so they are never sampled and carry no gradient.
+float64 by default (the exact engine); a table built from a float32 tensor stays float32. Actions outside
+``support`` (the support of π_ref, IPO-MD §2 / INPO §2.2) hold −inf log-probability, so they are never sampled and
+carry no gradient.
 
 >>> import torch
 >>> policy = TabularLogits.uniform(configs=2, prompts=1, actions=3)
@@ -46,17 +47,20 @@ def _gather(table: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tens
 
 
 def _sample(table: torch.Tensor, x: torch.Tensor, n: int, generator: torch.Generator | None) -> torch.Tensor:
-    """n draws from softmax(table[c, x]) per (c, b): long [C, B, n]."""
+    """n draws from softmax(table[c, x]) per (c, b): long [C, B·n], prompt b's draws at b·n … b·n + n − 1."""
     C = table.shape[0]
     if x.dim() == 1:
         x = x.expand(C, -1)
     probs = table[torch.arange(C)[:, None], x].exp()  # [C, B, Y]
     flat = probs.reshape(-1, probs.shape[-1])
-    return torch.multinomial(flat, n, replacement=True, generator=generator).reshape(*x.shape, n)
+    return torch.multinomial(flat, n, replacement=True, generator=generator).reshape(C, -1)  # [C, B·n]
 
 
-def _as_table(log_probs, dtype=DTYPE) -> torch.Tensor:
-    """A log-probability table as a [C, X, Y] tensor: accepts [Y], [X, Y] or [C, X, Y], numpy or torch."""
+def _as_table(log_probs, dtype=None) -> torch.Tensor:
+    """A log-probability table as a [C, X, Y] tensor: accepts [Y], [X, Y] or [C, X, Y], numpy or torch. ``dtype``
+    None keeps a floating torch tensor's own dtype and makes anything else float64."""
+    if dtype is None:
+        dtype = log_probs.dtype if torch.is_tensor(log_probs) and log_probs.is_floating_point() else DTYPE
     table = torch.as_tensor(np.array(log_probs) if not torch.is_tensor(log_probs) else log_probs, dtype=dtype)
     while table.dim() < 3:
         table = table[None]
@@ -65,7 +69,8 @@ def _as_table(log_probs, dtype=DTYPE) -> torch.Tensor:
 
 class _TablePolicy:
     """The policy protocol derived from ``log_prob_table()`` alone: every policy here is enumerable, so ``log_prob``,
-    ``sample``, ``snapshot`` and ``mixture`` read the [C, X, Y] table."""
+    ``sample``, ``snapshot`` and ``mixture_sampler`` read the [C, X, Y] table. Subclasses say where their
+    ``dtype`` and ``device`` come from."""
 
     @property
     def configs(self) -> int:
@@ -81,8 +86,9 @@ class _TablePolicy:
     def snapshot(self) -> "FrozenPolicy":
         return FrozenPolicy.of_normalised(self.log_prob_table().detach().clone())
 
-    def mixture(self, other, beta) -> "FrozenPolicy":
-        """The normalised geometric mixture self^{1−β} other^β (IPO-MD §5.1), β a float or a [C] tensor."""
+    def mixture_sampler(self, other, beta) -> "FrozenPolicy":
+        """The normalised geometric mixture self^{1−β} other^β (IPO-MD §5.1), β a float or a [C] tensor: exact,
+        since the whole table is at hand."""
         return geometric_mixture(self, other, beta)
 
 
@@ -90,8 +96,8 @@ class FrozenPolicy(_TablePolicy):
     """A fixed table of log-probabilities [C, X, Y]: π_ref, a snapshot, a behaviour policy, a data policy μ, a
     geometric mixture. Nothing here carries gradient."""
 
-    def __init__(self, log_probs):
-        table = _as_table(log_probs).detach()
+    def __init__(self, log_probs, dtype=None):
+        table = _as_table(log_probs, dtype).detach()
         norm = torch.logsumexp(table, dim=-1)
         if not torch.all(torch.isfinite(norm)) or torch.any((norm.abs() > 1e-9)):
             raise ValueError("a frozen policy needs normalised log-probabilities with a non-empty support per prompt")
@@ -108,6 +114,18 @@ class FrozenPolicy(_TablePolicy):
     def log_prob_table(self) -> torch.Tensor:
         return self._table
 
+    @property
+    def dtype(self) -> torch.dtype:
+        return self._table.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self._table.device
+
+    def to(self, dtype=None, device=None) -> "FrozenPolicy":
+        """The same policy with its table in another dtype or on another device."""
+        return FrozenPolicy.of_normalised(self._table.to(dtype=dtype, device=device))
+
     def snapshot(self) -> "FrozenPolicy":
         return self  # already frozen
 
@@ -123,7 +141,7 @@ def geometric_mixture(policy, other, beta) -> FrozenPolicy:
     distribution; no gradient flows through it).
     """
     a, b = policy.log_prob_table().detach(), other.log_prob_table().detach()
-    beta = _per_config(beta, max(a.shape[0], b.shape[0]))
+    beta = _per_config(beta, max(a.shape[0], b.shape[0])).to(a.dtype)
     # (1 − β)·(−inf) is −inf when the weight is positive and NaN when it is 0 (0·(−inf)): either way the action is
     # outside one of the supports, so NaN → −inf gives exactly the intersection of the supports.
     mixed = torch.nan_to_num((1 - beta) * a + beta * b, nan=-torch.inf)
@@ -162,8 +180,8 @@ class TabularLogits(_TablePolicy, torch.nn.Module):
         self._full_support = bool(support.all())  # then the mask is a no-op: skip it on the hot path
 
     @classmethod
-    def uniform(cls, configs: int, prompts: int, actions: int, support=None) -> "TabularLogits":
-        return cls(torch.zeros(configs, prompts, actions, dtype=DTYPE), support)
+    def uniform(cls, configs: int, prompts: int, actions: int, support=None, dtype=DTYPE) -> "TabularLogits":
+        return cls(torch.zeros(configs, prompts, actions, dtype=dtype), support)
 
     @classmethod
     def from_log_probs(cls, log_probs) -> "TabularLogits":
@@ -178,6 +196,14 @@ class TabularLogits(_TablePolicy, torch.nn.Module):
     @property
     def configs(self) -> int:
         return self.logits.shape[0]  # without computing the table
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.logits.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.logits.device
 
     @torch.no_grad()
     def assign(self, log_probs) -> None:
@@ -217,4 +243,12 @@ class MLPPolicy(_TablePolicy, torch.nn.Module):
     def log_prob_table(self) -> torch.Tensor:
         logits = self.out(torch.tanh(self.hidden(self.features)))  # [X, Y]
         return torch.log_softmax(torch.where(self.support, logits, -torch.inf), dim=-1)[None]  # [1, X, Y]
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.out.weight.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.out.weight.device
 

@@ -1,4 +1,4 @@
-"""Where the pair (y, y') comes from, and how it is labelled.
+"""Where the pair (y, y') comes from, and how it is labelled. Nothing here looks inside a prompt or a response.
 
 An algorithm names the distributions its two responses are drawn from: ``"policy"`` (the current policy under a
 stop-gradient), ``"mixture"`` (the normalised geometric mixture π^{1−β} π_ref^β), ``"ref"``, ``"data"`` (a fixed
@@ -9,10 +9,16 @@ of two ways that share every other line of code:
 * **exhaustive** (exact): every (x, y, y') with Y, Y' in Supp(π_ref), weighted by its probability
   d0(x)·μ1(y|x)·μ2(y'|x), labelled by the exact preference p(y ≻ y' | x). A loss summed with these weights *is* the
   population loss, and autograd on it gives the exact expected gradient (the trick behind ``dynamics``).
-* **sampled**: B prompts from d0, one response from each side per prompt (each side asks its policy to ``sample``),
-  weight 1/B, and either the soft label p (IPO-MD Algorithm 2) or a Bernoulli draw from it (the λ_p data of eq. 8).
+  It needs an :class:`~preference_games.protocols.EnumerablePolicy` and a :class:`TabularOracle`.
+* **sampled**: B prompts from the oracle's prompt source (d0), one response from each side per prompt (each side
+  asks its policy, or the policy's ``mixture_sampler``, to ``sample``), weight 1/B, and either the soft label p
+  (IPO-MD Algorithm 2) or a Bernoulli draw from it (the λ_p data of eq. 8). Any
+  :class:`~preference_games.protocols.Policy` and any oracle that is also a prompt source will do: a table, an
+  autoregressive network on a :class:`~preference_games.sequences.SequenceGame`, a transformer.
 
-Shapes: C configurations (policies trained side by side), B pairs. Every tensor in :class:`Pairs` is [C, B].
+Shapes: C configurations (policies trained side by side; 1 for a network), B pairs. ``weight`` and ``pref`` are
+[C, B] in the policy's dtype and on its device; prompts and responses are whatever the prompt source and the
+policies produce ([C, B] indices on a table).
 """
 
 from __future__ import annotations
@@ -31,23 +37,24 @@ LABELS = ("bernoulli", "soft")
 
 @dataclass(frozen=True)
 class Pairs:
-    """A batch of pairs: prompt x, responses y and y2, weight (probability or 1/B), pref = label or p(y ≻ y2 | x).
-
-    All tensors [C, B]; x, y, y2 long, weight and pref float64. Weights sum to 1 per configuration.
+    """A batch of pairs: prompts x, responses y and y2 (opaque: indices [C, B] on a table, token batches on a
+    sequence model), weight (probability or 1/B) and pref = label or p(y ≻ y2 | x), both [C, B] in the policy's
+    dtype. Weights sum to 1 per configuration.
     """
 
-    x: torch.Tensor
-    y: torch.Tensor
-    y2: torch.Tensor
+    x: object
+    y: object
+    y2: object
     weight: torch.Tensor
     pref: torch.Tensor
 
 
 class TabularOracle:
-    """The preference oracle and prompt distribution of a tabular game (or of C games of one shape, one per
-    configuration): ``prob(x, y, y2)`` = P[x, y, y2] exactly."""
+    """The preference oracle and prompt source of a tabular game (or of C games of one shape, one per
+    configuration): ``prob(x, y, y2)`` = P[x, y, y2] exactly; ``sample`` draws prompt indices from d0 for each of
+    ``configs`` configurations."""
 
-    def __init__(self, games: PreferenceGame | list[PreferenceGame]):
+    def __init__(self, games: PreferenceGame | list[PreferenceGame], configs: int = 1):
         games = [games] if isinstance(games, PreferenceGame) else list(games)
         first = games[0]
         for game in games[1:]:
@@ -56,6 +63,7 @@ class TabularOracle:
             if not np.array_equal(game.support, first.support):
                 raise ValueError("games batched together must have the same support of the reference policy")
         self.games = games
+        self.configs = max(int(configs), len(games))
         self.P = torch.as_tensor(np.stack([g.P for g in games]), dtype=DTYPE)  # [G, X, Y, Y], G = 1 or C
         # One reference and prompt distribution when all games share them ([1, X, Y] and [X]), else one per game
         # ([G, X, Y] and [G, X]); both broadcast against [C, ...] tables. The pair grid needs one shared support.
@@ -81,6 +89,11 @@ class TabularOracle:
     def num_actions(self) -> int:
         return self.P.shape[2]
 
+    def sample(self, batch: int, generator: torch.Generator | None) -> torch.Tensor:
+        """``batch`` prompt indices from d0 for every configuration: long [C, B] (each configuration its own)."""
+        return torch.multinomial(self.prompt_probs.expand(self.configs, -1), batch, replacement=True,
+                                 generator=generator)
+
     def prob(self, x: torch.Tensor, y: torch.Tensor, y2: torch.Tensor) -> torch.Tensor:
         """p(y ≻ y2 | x) for index tensors [C, B] (or [B]): float64 [C, B] (or [G, B])."""
         G = self.P.shape[0]
@@ -98,11 +111,12 @@ class TabularOracle:
 class Roles:
     """The policies an algorithm can see: the trained ``policy``, the reference ``ref``, an optional data policy
     ``data`` (μ), the ``anchor`` its schedule keeps (previous iterate, behaviour policy, EMA), and ``aux``, extra
-    trained modules (an adversary, a reward model, ensemble members)."""
+    trained modules (an adversary, a reward model, ensemble members). All are
+    :class:`~preference_games.protocols.Policy` objects; only the frozen ones are ever sampled from."""
 
     policy: object
-    ref: FrozenPolicy
-    data: FrozenPolicy | None = None
+    ref: object
+    data: object | None = None
     anchor: object | None = None
     aux: dict | None = None
     iteration: int = 0  # outer iterations so far (anchor refreshes), for schedules such as INPO's η_t
@@ -144,7 +158,7 @@ class PairSampler:
             return roles.policy.snapshot()
         beta = self.beta(roles) if callable(self.beta) else self.beta
         if name == "mixture":
-            return roles.policy.mixture(roles.ref, beta)
+            return roles.policy.mixture_sampler(roles.ref, beta)
         if name == "ref":
             return roles.ref
         if name in ("data", "data-mixture") and roles.data is None:
@@ -152,10 +166,10 @@ class PairSampler:
         if name == "data":
             return roles.data
         if name == "data-mixture":
-            return roles.policy.mixture(roles.data, beta)
+            return roles.policy.mixture_sampler(roles.data, beta)
         if roles.anchor is None:
             raise ValueError(f"pair source {name!r} needs an algorithm schedule that keeps an anchor")
-        return roles.anchor if name == "anchor" else roles.anchor.mixture(roles.ref, beta)
+        return roles.anchor if name == "anchor" else roles.anchor.mixture_sampler(roles.ref, beta)
 
     def exhaustive(self, roles, oracle: TabularOracle) -> Pairs:
         """Every supported (x, y, y2) with weight d0(x) μ1(y|x) μ2(y2|x) and the exact label p(y ≻ y2 | x)."""
@@ -165,20 +179,22 @@ class PairSampler:
         x, y, y2 = oracle.pair_grid  # [B] each
         log_w = torch.log(oracle.prompt_probs)[..., x] + t1[:, x, y] + t2[:, x, y2]  # [C', B]
         weight = log_w.exp().expand(C, -1)
-        pref = oracle.prob(x, y, y2).expand(C, -1)
+        pref = oracle.prob(x, y, y2).to(weight.dtype).expand(C, -1)
         expand = lambda v: v.expand(C, -1)  # noqa: E731  (the grid is shared by every configuration)
         return Pairs(expand(x), expand(y), expand(y2), weight, pref)
 
-    def sample(self, roles, oracle: TabularOracle, batch: int, generator: torch.Generator, labels: str) -> Pairs:
-        """``batch`` prompts from d0, one response per side from each policy's ``sample``; soft or Bernoulli labels."""
+    def sample(self, roles, oracle, batch: int, generator: torch.Generator, labels: str) -> Pairs:
+        """``batch`` prompts from the oracle's prompt source, one response per side from each policy's ``sample``;
+        soft or Bernoulli labels from the oracle. ``oracle``: a PreferenceOracle that is also a PromptSource."""
         if labels not in LABELS:
             raise ValueError(f"labels must be one of {LABELS}; got {labels!r}")
-        C = roles.configs
-        x = torch.multinomial(oracle.prompt_probs.expand(C, -1), batch, replacement=True, generator=generator)
+        policy = roles.policy
+        x = oracle.sample(batch, generator)  # [C, B] prompts
         first, second = self.sources(roles)
-        y = first.sample(x, 1, generator)[..., 0]  # [C, B]
-        y2 = second.sample(x, 1, generator)[..., 0]
-        p = oracle.prob(x, y, y2).expand(C, -1)
-        pref = p if labels == "soft" else torch.bernoulli(p, generator=generator)
-        weight = torch.full((C, batch), 1.0 / batch, dtype=DTYPE)
-        return Pairs(x, y, y2, weight, pref)
+        y = first.sample(x, 1, generator)  # [C, B] responses, one per prompt
+        y2 = second.sample(x, 1, generator)
+        p = oracle.prob(x, y, y2).to(policy.dtype).expand(roles.configs, -1)  # [C, B]
+        # Bernoulli draws on the CPU generator: the labels of a seeded run do not depend on the device
+        pref = p if labels == "soft" else torch.bernoulli(p.cpu(), generator=generator).to(p.device)
+        weight = torch.full_like(p, 1.0 / batch)
+        return Pairs(x, y, y2, weight, pref.to(policy.device))

@@ -24,6 +24,7 @@ import torch
 
 from .. import fixed_points
 from ..losses import PAIR_LOSSES, squared_regression
+from ..protocols import GeometricAnchor
 from ..samplers import PairSampler
 from .base import Algorithm, anchor_schedule, check_range, check_tau, per_config, pick, values, weighted
 from .dap import contrastive
@@ -81,9 +82,9 @@ def inpo(tau=0.1, eta=0.5, inner_steps=100, schedule="constant") -> Algorithm:
     if schedule == "constant":  # Theorem 4's η_t ≥ 1.5τ by construction and ignores ``eta``
         _check_eta(eta, tau)
 
-    def anchor(roles):  # π_t^{1−τ/η} π_ref^{τ/η}: h_t of INPO eq. 8
+    def anchor(roles):  # π_t^{1−τ/η} π_ref^{τ/η}, unnormalised: its log Z cancels in h_t of INPO eq. 8
         eta_t = _inverse_step(eta, schedule, tau, roles.iteration)
-        return roles.anchor.mixture(roles.ref, per_config(tau) / eta_t)
+        return GeometricAnchor(roles.anchor, roles.ref, per_config(tau) / eta_t)
 
     def objective(roles, pairs):
         eta_t = _inverse_step(eta, schedule, tau, roles.iteration)
@@ -127,11 +128,11 @@ def nash_md(tau=0.1, eta=0.5, inner_steps=100, schedule="constant") -> Algorithm
         return per_config(tau) / eta_at(t)  # the mixture weight τ/η_t, [C, 1] or a scalar
 
     def closed_form(roles, oracle, step):
-        mixture = roles.policy.mixture(roles.ref, beta_at(step)).log_prob_table()  # [C, X, Y]
+        mixture = roles.policy.mixture_sampler(roles.ref, beta_at(step)).log_prob_table()  # [C, X, Y], normalised
         return _normalise(mixture + oracle.preference_against(mixture) / eta_at(step)[..., None])
 
-    def anchor(roles):  # π_mix of the current outer iteration
-        return roles.anchor.mixture(roles.ref, beta_at(roles.iteration))
+    def anchor(roles):  # π_mix of the current outer iteration, unnormalised (log Z cancels in h)
+        return GeometricAnchor(roles.anchor, roles.ref, beta_at(roles.iteration))
 
     def objective(roles, pairs):
         return contrastive(PAIR_LOSSES["ipo"], eta_at(roles.iteration), anchor)(roles, pairs)
