@@ -35,7 +35,7 @@ import torch
 
 from .algorithms.base import Algorithm, pick, values
 from .equilibria import gaps_from_log_probs
-from .games import PreferenceGame
+from .games import PreferenceGame, check_seed
 from .models import FrozenPolicy, TabularLogits
 from .policies import _kl
 from .samplers import Roles, TabularOracle
@@ -153,6 +153,11 @@ def simulate(
     (default: a :class:`TabularLogits` at π_ref); data: the data policy μ [X, Y] (default π_ref) for offline
     algorithms. configs: the number of configurations, otherwise inferred from the parameters, ``lr`` and games.
     """
+    many = game if isinstance(game, (list, tuple)) else [game]
+    if not many or not all(isinstance(g, PreferenceGame) for g in many):
+        wrong = next((type(g).__name__ for g in many if not isinstance(g, PreferenceGame)), "an empty list")
+        raise TypeError(f"game must be a PreferenceGame or a non-empty list of them; got {wrong} (build a game from "
+                        "a matrix with PreferenceGame(P))")
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}; got {mode!r}")
     if mode == "closed-form" and algorithm.closed_form is None:
@@ -165,6 +170,9 @@ def simulate(
         raise ValueError(f"record_every must be a positive integer; got {record_every}")
     if mode == "sampled" and not (int(batch) == batch and batch >= 1):
         raise ValueError(f"batch must be a positive integer; got {batch}")
+    if steps is None and (isinstance(max_steps, bool) or int(max_steps) != max_steps or max_steps < 1):
+        raise ValueError(f"max_steps must be a positive integer; got {max_steps}")
+    check_seed(seed)
     with _one_thread():
         return _simulate(
             algorithm, game, steps, mode, lr, optimizer, batch, labels, seed, policy, data, configs, record_every,
@@ -198,7 +206,9 @@ def _simulate(algorithm, game, steps, mode, lr, optimizer, batch, labels, seed, 
         raise ValueError("the policy must put positive probability on every action in the support of π_ref")
     data_policy = games[0].policy(data) if data is not None else None  # default μ = π_ref (per game)
     data_table = oracle.ref if data is None else FrozenPolicy(data_policy.log_probs)
-    roles = Roles(policy=policy, ref=oracle.ref, data=data_table)
+    # the frozen roles take the trained policy's dtype and device, so a float32 policy trains on float32 losses
+    ref, data_table = (frozen.to(policy.dtype, policy.device) for frozen in (oracle.ref, data_table))
+    roles = Roles(policy=policy, ref=ref, data=data_table)
     roles.aux = algorithm.auxiliary(policy) if algorithm.auxiliary else {}
     algorithm.schedule.start(roles)
     generator = torch.Generator().manual_seed(int(seed))
@@ -235,7 +245,7 @@ def _simulate(algorithm, game, steps, mode, lr, optimizer, batch, labels, seed, 
     if bar is not None:
         bar.close()
     log_probs = np.stack(tables)  # [T, C, X, Y]
-    loss_array = None if mode == "closed-form" else np.stack([np.full(C, np.nan)] + losses)
+    loss_array = None if mode == "closed-form" else np.stack([np.full(C, np.nan, log_probs.dtype)] + losses)
     return Trajectory(algorithm, mode, np.array(recorded_steps), log_probs, loss_array, stopped, tuple(games), data_policy)
 
 
@@ -304,7 +314,7 @@ class _Stepper:
         def gradient():
             table = self.roles.policy.log_prob_table()  # [C, X, Y], with the graph to the parameters
             loss, grad = objective.table_gradient(self.roles, sampler, self.oracle, table.detach(), self.want_loss)
-            return loss, table, grad.expand_as(table)
+            return loss, table, grad.to(table.dtype).expand_as(table)
 
         return gradient
 

@@ -144,7 +144,7 @@ def geometric_mixture(policy, other, beta) -> FrozenPolicy:
     beta = _per_config(beta, max(a.shape[0], b.shape[0])).to(a.dtype)
     # (1 − β)·(−inf) is −inf when the weight is positive and NaN when it is 0 (0·(−inf)): either way the action is
     # outside one of the supports, so NaN → −inf gives exactly the intersection of the supports.
-    mixed = torch.nan_to_num((1 - beta) * a + beta * b, nan=-torch.inf)
+    mixed = torch.nan_to_num((1 - beta) * a + beta * b, nan=-torch.inf, neginf=-torch.inf)
     return FrozenPolicy.of_normalised(torch.log_softmax(mixed, dim=-1))
 
 

@@ -122,7 +122,7 @@ class GeometricAnchor:
 
     def _combine(self, a: torch.Tensor, b: torch.Tensor, w) -> torch.Tensor:
         # (1 − w)·(−inf) is NaN when w = 1 (0·inf): the response is outside a support either way, so −inf.
-        return torch.nan_to_num((1 - w) * a + w * b, nan=-torch.inf)
+        return torch.nan_to_num((1 - w) * a + w * b, nan=-torch.inf, neginf=-torch.inf)
 
     def log_prob(self, prompts, responses) -> torch.Tensor:
         a = self.policy.log_prob(prompts, responses).detach()  # [C, B]

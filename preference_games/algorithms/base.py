@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from ..models import DTYPE
+from ..protocols import is_enumerable
 
 UPDATES = ("gradient", "extragradient", "optimistic")
 
@@ -115,9 +116,14 @@ class EveryK(Schedule):
 
 
 class UntilConverged(Schedule):
-    """The anchor is a snapshot of the policy, refreshed whenever the inner problem is solved: after an update that
-    moved no probability by more than ``tol`` (INPO Algorithm 1's argmin "run to convergence"). Each refresh starts
-    a new outer iteration. A run under it is stationary once a refresh no longer changes the anchor."""
+    """The anchor is a snapshot of the policy, refreshed whenever the inner problem is solved (INPO Algorithm 1's
+    argmin "run to convergence"); each refresh starts a new outer iteration, and a run under it is stationary once a
+    refresh no longer changes the anchor.
+
+    "Solved" means an update that moved nothing by more than ``tol``: no probability, on an enumerable policy (the
+    quantity the exact engine measures); no parameter, on any other policy, where the probabilities of all responses
+    cannot be read (for a network the two agree up to the Lipschitz constant of the parameterisation).
+    """
 
     def __init__(self, tol: float = 1e-12):
         check_range("tol", tol, 0.0, open_low=True)
@@ -128,11 +134,17 @@ class UntilConverged(Schedule):
         roles.iteration = -1
         self._refresh(roles)
 
+    @staticmethod
+    def _state(policy) -> list[torch.Tensor]:
+        if is_enumerable(policy):
+            return [policy.log_prob_table().detach().exp()]
+        return [p.detach().clone() for p in policy.parameters()]
+
     def before_step(self, step: int, roles) -> None:
-        self._before = roles.policy.log_prob_table().detach().exp()
+        self._before = self._state(roles.policy)
 
     def after_step(self, step: int, roles) -> None:
-        moved = (roles.policy.log_prob_table().detach().exp() - self._before).abs().max()
+        moved = max(float((a - b).abs().max()) for a, b in zip(self._state(roles.policy), self._before))
         if moved <= self.tol:
             self._refresh(roles)
 
@@ -142,7 +154,7 @@ class UntilConverged(Schedule):
         roles.iteration += 1
 
     def __repr__(self) -> str:
-        return f"anchor = snapshot whenever an update moves no probability by more than {self.tol:g}"
+        return f"anchor = snapshot whenever an update moves nothing by more than {self.tol:g}"
 
 
 def anchor_schedule(inner_steps) -> Schedule:

@@ -177,7 +177,9 @@ def ensemble_members(members: int, init_scale: float, seed: int):
         copies = [copy.deepcopy(policy) for _ in range(members)]
         with torch.no_grad():
             for group in zip(*(member.parameters() for member in copies)):
+                # drawn on the CPU generator, so a seeded ensemble is the same on every device
                 noise = torch.stack([torch.randn(p.shape, generator=generator, dtype=p.dtype) for p in group])
+                noise = noise.to(group[0].device)
                 noise -= noise.mean(0)  # centred: Σ_k noise_k = 0 (up to rounding)
                 for parameter, offset in zip(group, noise):
                     parameter.add_(init_scale * offset)
