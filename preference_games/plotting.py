@@ -552,16 +552,17 @@ def plot_convergence(trajectories, *, labels=None, gap_bounds=None, kl_bounds=No
 # ===================================================================================================== save
 #: Reproducible files: matplotlib writes the time of writing (SVG ``Date``) and its version (PNG ``Software``, SVG
 #: ``Creator``) unless told not to (``savefig(metadata=...)``: a key set to None is left out), and salts SVG element
-#: ids randomly unless ``svg.hashsalt`` is set. PNG pixels still depend on the matplotlib/FreeType that rendered them.
-#: tests/test_cli_plot.py checks the README's committed figures against the commands that made them.
+#: ids randomly unless ``svg.hashsalt`` is set. The bytes still depend on more than the data: the last digits of
+#: coordinates on the CPU kernels torch picks, PNG pixels on the matplotlib/FreeType that rendered them. So
+#: tests/test_cli_plot.py re-runs the README's commands and checks the data their figures draw, not the files' bytes.
 SVG_HASHSALT = "preference-games"
 SAVE_METADATA = {"png": {"Software": None}, "svg": {"Date": None, "Creator": None}}
 SAVE_DPI = 150
 
 
 def save(fig: Figure, path_stem, formats=("png", "svg")) -> list[Path]:
-    """Write ``fig`` as ``path_stem.<format>`` for every format (parent folders created), byte-reproducibly;
-    returns the paths.
+    """Write ``fig`` as ``path_stem.<format>`` for every format (parent folders created), without dates, version
+    strings or random element ids (:data:`SAVE_METADATA`, :data:`SVG_HASHSALT`); returns the paths.
 
     >>> import tempfile
     >>> from preference_games.games import rock_paper_scissors
