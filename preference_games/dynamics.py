@@ -5,10 +5,10 @@ Three modes share one loop:
 * ``"exact"`` — the exhaustive pair sampler: the loss is the population loss and each step is gradient descent on it
   (autograd on the logits gives the exact expected gradient);
 * ``"closed-form"`` — the paper's exact map π_t ↦ π_{t+1} (OMD/INPO eq. 5, Nash-MD, SPPO eq. 60);
-* ``"sampled"`` — B pairs per step drawn from a seeded torch generator, soft or Bernoulli labels, a step of any torch
-  optimiser on the loss of that batch. It runs the lookup tables and small networks of :mod:`~preference_games.models`;
-  it is the objective-and-optimiser path a sequence model would take once the sequence-model interface exists (no
-  transformer runs through it yet).
+* ``"sampled"`` — B pairs per step drawn from a seeded torch generator, soft or Bernoulli labels, and one
+  :class:`~preference_games.training.TrainingStep` (any torch optimiser) on that batch's loss. Here it trains the
+  tabular policies of :mod:`~preference_games.models`; the same pairs-objective-optimiser step trains the GRU of
+  :mod:`~preference_games.sequences` through :mod:`~preference_games.protocols`. No transformer runs in this package.
 
 Batched: a :class:`~preference_games.models.TabularLogits` policy holds C configurations; parameters of the algorithm,
 the learning rate and the game may each be one value per configuration, and one tensor operation advances them all.
