@@ -97,27 +97,56 @@ def nash_md_last_iterate(suite):
 #: Temperatures and horizons of the decreasing-step check.
 DECREASING_TAUS = (0.1, 1.0)
 DECREASING_MAPS = 1000
+#: Largest fitted exponent of KL(π*_τ ‖ π_t) in t between T/4 and T that the O(1/T) claim allows: −1, with no
+#: allowance (as inpo/thm-3's RATE_TOL). Measured at N = 200, seed 0: −1.63 at worst, so far below that the choice of
+#: window cannot decide the verdict; a KL that stalls (an iterate converging to something other than π*_τ) gives 0.
+DECREASING_EXPONENT = -1.0
+#: Maps of the engine's make("nash-md", schedule="decreasing") compared with :func:`nash_md_map` under munos_eta: an
+#: error in the schedule shows in the first maps, where τ/η_t changes most.
+ENGINE_MAPS = 50
+
+
+def decreasing_engine_difference(batch: Batch, tau: float, maps: int = ENGINE_MAPS) -> float:
+    """max |π_engine − π_numpy| over the first ``maps`` iterates of the engine's closed-form
+    ``make("nash-md", tau, schedule="decreasing")`` and of :func:`nash_md_map` with η_t = :func:`munos_eta`, from
+    π_ref on every game of ``batch``: the engine runs the schedule this check measures."""
+    run = simulate(make("nash-md", tau=tau, schedule="decreasing"), list(batch.games), mode="closed-form",
+                   steps=maps)
+    ours = [batch.log_ref]
+    for t in range(maps):
+        ours.append(nash_md_map(batch, ours[-1], tau, munos_eta(tau, t)))
+    return float(np.abs(np.exp(run.log_probs) - np.exp(np.stack(ours))).max())
 
 
 @check("nash-md/decreasing-step", paper=SURVEY, location="§3.11.1, eqs. 58–59 with α_t = 2/(τ(t+2)) (Munos et al.)",
        quick=False,
        statement="with the decreasing step α_t = 1/η_t = 2/(τ(t+2)) the last iterate of exact Nash-MD converges to "
-                 "π*_τ: KL(π*_τ ‖ π_T) ≤ 8/(τ²(T+1))")
+                 "π*_τ: KL(π*_τ ‖ π_{t+1}) ≤ (1 − α_t τ) KL(π*_τ ‖ π_t) + 2α_t², so KL(π*_τ ‖ π_T) ≤ 8/(τ²(T+1))")
 def nash_md_decreasing_step(suite):
     """The survey's α_t is indexed by t but not given; Munos et al.'s Theorem 1 (not in our corpus; recalled) uses
     α_t = 2/(τ(t + 2)) and derives KL(π*_τ ‖ π_{t+1}) ≤ (1 − α_t τ) KL(π*_τ ‖ π_t) + 2α_t², whence by induction
     KL(π*_τ ‖ π_T) ≤ 8/(τ²(T + 1)). The engine has this step too (make("nash-md", schedule="decreasing")); the
     check re-computes the maps independently in numpy (:func:`nash_md_map`, equal to the engine's map at constant η:
     tests/test_verify_mirror_descent.py), from π_ref,
-    batched per shape group, for τ ∈ DECREASING_TAUS. The error is KL(π*_τ ‖ π_T)/(8/(τ²(T+1))) at T = 250 and
-    1000 (≤ 1: the bound holds); we also report the largest per-step ratio
-    (KL_{t+1} − (1 − τ/η_t) KL_t)/(2/η_t²) (≤ 1: the one-step inequality holds) and the fitted exponent of
-    KL(π*_τ ‖ π_t) in t between T/4 and T (−1 for the O(1/T) rate; games already at π*_τ, KL < 1e-13, are skipped)."""
+    batched per shape group, for τ ∈ DECREASING_TAUS, and first compares the engine's decreasing schedule with them
+    over ENGINE_MAPS maps (:func:`decreasing_engine_difference`; a difference above 1e-10, round-off of 50 maps,
+    raises: an engine bug, not a property of the paper). Three measurements, each judged:
+
+    * the bound: KL(π*_τ ‖ π_T)/(8/(τ²(T+1))) at T = 250 and 1000 (≤ 1);
+    * the one-step inequality: the largest ratio (KL_{t+1} − (1 − τ/η_t) KL_t)/(2/η_t²) over every map (≤ 1);
+    * the rate: the fitted exponent of KL(π*_τ ‖ π_t) in t between T/4 and T (≤ DECREASING_EXPONENT = −1, the
+      O(1/T) of the claim; games already at π*_τ, KL < 1e-13, have no rate and are skipped).
+
+    The bound is loose (the iterates use ~1e-5 of it), so it does not notice iterates that converge to a point near
+    π*_τ but not π*_τ (a solver at the wrong τ); the one-step inequality and the rate do. The error reported is the
+    bound's ratio; the verdict is "holds" only if all three pass."""
     games = suite.games()
     worst = Worst("ratio", "step", "slope", start=-np.inf)
     horizon = (DECREASING_MAPS // 4, DECREASING_MAPS)
+    engine = 0.0
     for tau in DECREASING_TAUS:
         for batch in batches(games):
+            engine = max(engine, decreasing_engine_difference(batch, tau))
             star = np.stack([regularized_nash(g, tau).policy.log_probs for g in batch.games])
             weight = np.exp(star) * batch.d0[..., None]  # d0(x) π*(y|x): KL(π* ‖ π) = Σ weight·(log π* − log π)
             log_pi = batch.log_ref
@@ -140,12 +169,20 @@ def nash_md_decreasing_step(suite):
             with np.errstate(divide="ignore", invalid="ignore"):
                 slope = np.log(at[horizon[1]] / at[horizon[0]]) / np.log(horizon[1] / horizon[0])
             worst.update("slope", np.where(moving, slope, -np.inf), where)
-    (ratio, where), (step_worst, _), (slope, slope_where) = worst["ratio"], worst["step"], worst["slope"]
+    if engine > 1e-10:
+        raise RuntimeError(f"make('nash-md', schedule='decreasing') differs from η_t = τ(t+2)/2 by {engine:.3e}")
+    (ratio, where), (step_worst, step_where), (slope, slope_where) = worst["ratio"], worst["step"], worst["slope"]
+    failures = [f"{where}: KL(π*_τ ‖ π_T) exceeds 8/(τ²(T+1)) by the factor {ratio:.3g}"] if ratio > 1.0 else []
+    if step_worst > 1.0:
+        failures.append(f"{step_where}: a step exceeds (1 − τ/η_t) KL_t + 2/η_t² by {step_worst:.3g}× the "
+                        "additive term")
+    if slope > DECREASING_EXPONENT:
+        failures.append(f"{slope_where}: KL(π*_τ ‖ π_t) decays like t^{slope:.3f}, slower than O(1/T)")
     return Outcome(
         f"KL(π*_τ ‖ π_T)·τ²(T+1)/8 over T ∈ {horizon}, τ ∈ {DECREASING_TAUS}: max {ratio:.2e} ({where}); one-step "
-        f"inequality ratio max {step_worst:.3g}; fitted exponent of KL in t max {slope:.3f} ({slope_where})",
-        ratio, 1.0, HOLDS if ratio <= 1.0 else FAILS, len(games),
-        counterexample="" if ratio <= 1.0 else f"{where}: KL(π*_τ ‖ π_T) exceeds 8/(τ²(T+1)) by the factor {ratio:.3g}")
+        f"inequality ratio max {step_worst:.3g} ({step_where}); fitted exponent of KL in t max {slope:.3f} "
+        f"({slope_where}; judged ≤ {DECREASING_EXPONENT:g}); engine's decreasing schedule = ours to {engine:.1e}",
+        ratio, 1.0, FAILS if failures else HOLDS, len(games), counterexample="; ".join(failures))
 
 
 # ================================================================================================ SPPO
