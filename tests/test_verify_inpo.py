@@ -118,8 +118,8 @@ def test_gap_and_kl_are_the_engines():
 
 
 def test_regret_increment_is_the_payoff_excess_plus_a_kl():
-    """⟨∇ℓ_t(π_t), π_t − π*⟩ = J(π*, π_t) − ½ + τ KL(π* ‖ π_t) per prompt (the expansion in lemma_2's docstring),
-    with J from its definition (_payoff) and the gradient from _gradient."""
+    """⟨∇ℓ_t(π_t), π_t − π*⟩ = J(π*, π_t) − ½ + τ KL(π* ‖ π_t) = τ(KL(π_t ‖ π*) + KL(π* ‖ π_t)) per prompt (the
+    identity lemma_2 judges), with J from its definition (_payoff) and the gradient from _gradient."""
     for game in GAMES:
         batch = Batch.of([game])
         for tau in (0.05, 0.5):
@@ -129,6 +129,8 @@ def test_regret_increment_is_the_payoff_excess_plus_a_kl():
                 lhs = (grad * (np.exp(p) - np.exp(star))).sum(-1)
                 rhs = inpo._payoff(game, star, p, tau) - 0.5 + tau * inpo._kl(batch, star[None], p[None])[0]
                 np.testing.assert_allclose(lhs, rhs, atol=1e-12)
+                symmetric = inpo._kl(batch, p[None], star[None])[0] + inpo._kl(batch, star[None], p[None])[0]
+                np.testing.assert_allclose(lhs, tau * symmetric, atol=1e-12)
 
 
 def test_assumption_a_constant_times_tau_is_at_most_one_along_inpo():
