@@ -75,6 +75,18 @@ def test_thm_G_7_holds_for_dpo_not_for_ipo():
     assert smallest_ipo > 1e-3  # IPO is far from stationary at π_r, not a round-off matter
 
 
+def test_thm_G_7_holds_as_printed_where_rewards_tie():
+    """With all rewards equal (P ≡ ½) π_r = π_ref is offline IPO's optimum eq. 7 too, so the printed statement is
+    true there: the check judges it first and needs no correction."""
+
+    class TiedSuite(Suite):
+        def games(self, family=None):
+            return (bradley_terry([0.0, 0.0, 0.0], ref=[0.5, 0.3, 0.2]), bradley_terry([1.0, 1.0]))
+
+    outcome = run_check("ipo-md/thm-G.7", TiedSuite(games=0))
+    assert outcome.verdict == HOLDS and not outcome.correction and outcome.worst_error <= 1e-10, outcome
+
+
 def test_thm_G_7_fails_for_a_wrong_solution(monkeypatch):
     def half_temperature(game, tau):  # π ∝ π_ref exp(r/(2τ)): the closed form with a wrong temperature
         rewards = fixed_points.bradley_terry_rewards(game)
