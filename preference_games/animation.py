@@ -6,10 +6,12 @@ configuration of every :class:`~preference_games.dynamics.Trajectory` moves on t
 the dot with a fading tail of its last recorded steps), and a star at each configuration's fixed point where the
 algorithm has one (``trajectory.fixed_point``).
 
-Like :mod:`preference_games.plotting`, the animation never recomputes the dynamics: every position is
+The animation never runs the dynamics (unlike :func:`~preference_games.plotting.vector_field` and
+:func:`~preference_games.plotting.figure9_run`, which call ``simulate``): every position is
 ``plotting.project(exp(trajectory.log_probs[t, c, prompt]))`` of a recorded step ``t``. :func:`frame_positions`
 returns those per-frame positions; :func:`animate` draws exactly them, so a test can compare the drawn data to the
-recorded policies bitwise.
+recorded policies bitwise. The one number it does not read from the recording is the star: ``trajectory.fixed_point``,
+which the trajectory computes (an equilibrium solve for some algorithms) and caches on first use.
 
 The clock of the animation is the step number: the frames are taken evenly from the union of the recorded steps of
 all trajectories (always the first and the last), and at frame step ``s`` each line shows its last recorded policy
