@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from .algorithms.base import Algorithm, pick, values
-from .equilibria import gaps_from_log_probs
+from .equilibria import _check_tau, gaps_from_log_probs
 from .games import PreferenceGame, check_seed
 from .models import FrozenPolicy, TabularLogits
 from .policies import _kl
@@ -160,6 +160,8 @@ def simulate(
                         "a matrix with PreferenceGame(P))")
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}; got {mode!r}")
+    for tau in values(algorithm.tau):  # the τ every duality gap of the trajectory is measured at: 1/τ must be finite
+        _check_tau(tau)
     if mode == "closed-form" and algorithm.closed_form is None:
         raise ValueError(f"{algorithm.name} has no closed-form map; use mode='exact' or 'sampled'")
     if mode != "closed-form" and algorithm.objective is None:

@@ -43,10 +43,27 @@ class SolverError(RuntimeError):
 
 
 # ============================================================================================= measures
-def _check_tau(tau: float) -> float:
+#: The smallest τ > 0 the measures accept: below it 1/τ overflows float64 (τ here is subnormal), so Sπ/τ, and with
+#: it the best response and the gap, would be inf or NaN.
+TINY_TAU = 1.0 / np.finfo(np.float64).max
+
+
+def _check_tau(tau, smallest: float = TINY_TAU, why: str = "1/tau overflows float64 below it") -> float:
+    """τ as a float if it is a finite real number, 0 or at least ``smallest`` (``why`` says why), else ValueError.
+
+    A bool is refused although Python counts it as an int: ``tau=True`` is a slip, not τ = 1.
+    """
+    real = isinstance(tau, (int, float, np.integer, np.floating)) or (
+        isinstance(tau, np.ndarray) and tau.ndim == 0 and tau.dtype.kind in "iuf"
+    )
+    if isinstance(tau, (bool, np.bool_)) or not real:
+        raise ValueError(f"tau must be a real number; got {tau!r}")
     tau = float(tau)
     if not np.isfinite(tau) or tau < 0:
         raise ValueError(f"tau must be a finite number >= 0; got {tau}")
+    if 0 < tau < smallest:
+        raise ValueError(f"tau = {tau:g} is below the smallest supported tau > 0, {smallest:.3g} ({why}); use "
+                         "tau = 0 (nash_lp) for the unregularised game")
     return tau
 
 
@@ -143,6 +160,15 @@ class Equilibrium:
 DENSE_NEWTON_MAX_ACTIONS = 256
 GMRES_BUDGET_DIVISOR = 20
 
+#: The smallest τ regularized_nash accepts. Its Newton matrix I − S D_π/τ is invertible only thanks to the
+#: identity (D_π 1 = 0, so S D_π is singular), and the identity drowns in rounding once ‖S D_π‖/τ nears
+#: 1/ε ≈ 4.5e15: numpy then reports a "singular matrix" at about τ = 1e-16 (measured on the built-in games), and
+#: below 1e-200 the iterates overflow. Warm-started τ-paths on seeded random 8-action games still certify at 1e-12
+#: and fail between 1e-15 and 3e-13, so 1e-12 is the smallest τ at which the solver is known to work (cold starts
+#: at small τ can still fail: they raise SolverError, and tau_path is the remedy). For τ → 0, nash_lp solves the
+#: limit exactly.
+MIN_TAU = 1e-12
+
 #: Besides the gap, regularized_nash requires every logit to satisfy the fixed-point equation within
 #: LOGIT_TOL·max(1, max_y |log π(y)|). The gap weights each action by its mass, so on its own it would accept an
 #: action of mass 1e-20 whose true mass is 1e-50 (a warm start along a τ-path does exactly that); the logit residual
@@ -176,11 +202,13 @@ def regularized_nash(
     >>> np.allclose(eq.policy.probs, 1 / 3), eq.duality_gap < 1e-12
     (True, True)
     """
-    tau = _check_tau(tau)
+    tau = _check_tau(tau, MIN_TAU, "the solver's Newton system is singular to working precision below it")
     if tau == 0:
         raise ValueError("regularized_nash needs tau > 0; use nash_lp for the unregularised game")
-    if not tol > 0:
+    if isinstance(tol, (bool, np.bool_)) or not tol > 0:
         raise ValueError(f"tol must be positive; got {tol}")
+    if isinstance(max_iter, (bool, np.bool_)) or not isinstance(max_iter, (int, np.integer)) or max_iter < 0:
+        raise ValueError(f"max_iter must be a non-negative integer; got {max_iter!r}")
     newton = _Newton(game, tau)
     if init is None:
         z = np.where(game.support, game.ref.log_probs, -np.inf)
@@ -306,7 +334,12 @@ def _dense_newton(S: np.ndarray, pi: np.ndarray, R: np.ndarray, tau: float) -> n
     """
     n = S.shape[-1]
     SD = S * pi[:, None, :] - _apply(S, pi)[:, :, None] * pi[:, None, :]  # [X, n, n]
-    return np.linalg.solve(np.eye(n) - SD / tau, -R[..., None])[..., 0]
+    try:
+        return np.linalg.solve(np.eye(n) - SD / tau, -R[..., None])[..., 0]
+    except np.linalg.LinAlgError:  # a ValueError subclass: left alone, it would read as bad input
+        raise SolverError(f"regularized_nash: the Newton system is singular to working precision at tau={tau:g} "
+                          "(|S D_pi|/tau is too large for the identity to survive rounding); try a tau-path warm "
+                          "start (tau_path) or a larger tau") from None
 
 
 def _normalised(z: np.ndarray, support: np.ndarray) -> np.ndarray:

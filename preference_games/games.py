@@ -22,15 +22,52 @@ Example
 
 from __future__ import annotations
 
+import math
+import os
 from typing import Sequence
 
 import numpy as np
 
-from .policies import TabularPolicy
+from .policies import TabularPolicy, real_array
 
 #: Largest |P + Pᵀ − 1| accepted without ``antisymmetrize=True``. It admits float round-off in files (for example
 #: 0.1 and 0.9 written by another program) and nothing a person would call a different matrix.
 CONSTANT_SUM_ATOL = 1e-9
+
+
+#: Building a game holds several [X, Y, Y] arrays at once: the random draw or the caller's matrix, the validated
+#: copy, masks, the pair sums, S and P. Measured: building the random, cyclic and bradley-terry games with 4000
+#: actions peaks at 6.5-7.5 times the memory of P, and solving the 2000-action random game at τ = 0.1 adds nothing
+#: to that peak. So a game needs about this many times the memory of P.
+GAME_ARRAYS = 8
+
+
+def physical_memory() -> int | None:
+    """Bytes of physical memory of this machine, or None where the OS does not say (``os.sysconf`` is POSIX)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_game_size(num_actions: int, num_prompts: int = 1) -> None:
+    """Refuse, before anything is allocated, a game whose arrays cannot fit in this machine's memory.
+
+    The limit is physical memory, not the memory free right now: the latter changes from one second to the next
+    (so whether a command ran would depend on what else was running), while a game needing more than the whole
+    machine can never be built, and numpy would only fail deep inside with an allocation error (or the OS would
+    swap until killed). What fits physically but not beside other programs still fails with MemoryError.
+    """
+    total = physical_memory()
+    need = 8 * num_prompts * num_actions**2  # bytes of P alone
+    if total is not None and GAME_ARRAYS * need > total:
+        largest = math.isqrt(total // (GAME_ARRAYS * 8 * num_prompts))
+        prompts = f" × {num_prompts} prompts" if num_prompts > 1 else ""
+        raise ValueError(
+            f"a {num_actions}-action game{prompts} needs {need / 2**30:.3g} GiB for P alone and about {GAME_ARRAYS} "
+            f"times that to build and solve; this machine has {total / 2**30:.3g} GiB (largest game here: about "
+            f"{largest} actions)"
+        )
 
 
 def _where(x: int, i: int, j: int, num_prompts: int) -> str:
@@ -51,19 +88,12 @@ def _validated_skew_part(P, antisymmetrize: bool) -> np.ndarray:
     ``CONSTANT_SUM_ATOL / 2`` and makes the skew part ``S = P − ½`` exactly antisymmetric, which the solvers and the
     duality-gap formula rely on (they use ``Pπ = ½ + Sπ`` for every π on the simplex).
     """
-    try:
-        P = np.asarray(P)
-        if np.iscomplexobj(P):
-            raise ValueError("preference matrix has complex entries")
-        P = P.astype(np.float64)
-    except (TypeError, ValueError) as error:
-        if "complex" in str(error):
-            raise
-        raise ValueError(f"preference matrix is not a rectangular numeric array ({type(error).__name__})") from None
+    P = real_array(P, "preference matrix")
     if P.ndim not in (2, 3) or P.shape[-1] != P.shape[-2]:
         raise ValueError(f"preference matrix must be square (Y, Y) or a stack (X, Y, Y); got shape {P.shape}")
     if P.size == 0:
         raise ValueError("preference matrix is empty")
+    check_game_size(P.shape[-1], 1 if P.ndim == 2 else P.shape[0])
     if not np.all(np.isfinite(P)):
         bad = np.argwhere(~np.isfinite(P))[0]
         raise ValueError(f"preference matrix has a non-finite entry at {tuple(int(b) for b in bad)}")
@@ -95,7 +125,7 @@ def _validated_skew_part(P, antisymmetrize: bool) -> np.ndarray:
 
 
 def _probability_vector(values, shape: tuple[int, ...], what: str) -> np.ndarray:
-    values = np.array(values, dtype=np.float64)
+    values = real_array(values, what)
     if values.shape != shape:
         raise ValueError(f"{what} must have shape {shape}; got {values.shape}")
     if not np.all(np.isfinite(values)) or np.any(values < 0):
@@ -151,7 +181,7 @@ class PreferenceGame:
         if ref is None:
             ref = TabularPolicy.uniform(X, Y)
         elif not isinstance(ref, TabularPolicy):
-            ref_probs = np.array(ref, dtype=np.float64)
+            ref_probs = real_array(ref, "reference policy")
             if ref_probs.ndim == 1:
                 ref_probs = np.broadcast_to(ref_probs, (X,) + ref_probs.shape)
             ref = TabularPolicy.from_probs(_probability_vector(ref_probs, (X, Y), "reference policy"))
@@ -215,7 +245,7 @@ class PreferenceGame:
         """Coerce probabilities ([Y] for a one-prompt game, or [X, Y]) to a policy of this game, checking its shape
         and that it puts no mass outside ``Supp(π_ref)``."""
         if not isinstance(policy, TabularPolicy):
-            probs = np.array(policy, dtype=np.float64)
+            probs = real_array(policy, "policy")
             if probs.ndim == 1:
                 probs = probs[None]
             policy = TabularPolicy.from_probs(
@@ -299,7 +329,7 @@ def biased_rps(a: float, b: float, c: float) -> PreferenceGame:
     The skew part is ``S = [[0, −c, b], [c, 0, −a], [−b, a, 0]] / (2 max(a, b, c))``; S (a, b, c)ᵀ = 0, so the
     policy ∝ (a, b, c) equalises every action, and it is the only equilibrium when a, b, c > 0.
     """
-    weights = np.array([a, b, c], dtype=np.float64)
+    weights = real_array([a, b, c], "biased_rps weights")
     if not np.all(np.isfinite(weights)) or np.any(weights <= 0):
         raise ValueError(f"biased_rps needs positive weights; got {tuple(weights)}")
     A = np.array([[0.0, -c, b], [c, 0.0, -a], [-b, a, 0.0]]) / (2.0 * weights.max())
@@ -311,11 +341,12 @@ def bradley_terry(rewards, ref=None) -> PreferenceGame:
 
     Transitive: the action with the largest reward is a Condorcet winner and the unregularised equilibrium.
     """
-    r = np.array(rewards, dtype=np.float64)
+    r = real_array(rewards, "rewards")
     if r.ndim == 1:
         r = r[None]
     if r.ndim != 2 or not np.all(np.isfinite(r)):
         raise ValueError("rewards must be a finite [Y] or [X, Y] array")
+    check_game_size(r.shape[1], r.shape[0])
     diff = r[:, :, None] - r[:, None, :]
     P = 0.5 * (1.0 + np.tanh(0.5 * diff))  # σ(d) written so that σ(d) + σ(−d) = 1 holds to rounding
     return PreferenceGame(P, ref, name="bradley-terry")
@@ -344,6 +375,7 @@ def cyclic(n: int, strength: float = 1.0) -> PreferenceGame:
     if not 0 < strength <= 1:
         raise ValueError(f"cyclic strength must lie in (0, 1]; got {strength}")
     n = int(n)
+    check_game_size(n)
     offset = (np.arange(n)[None, :] - np.arange(n)[:, None]) % n  # j − i mod n
     sign = np.sign(n / 2 - offset) * (offset > 0)  # +1 for the next half, −1 for the previous, 0 opposite/self
     return PreferenceGame(0.5 + 0.5 * strength * sign, name=f"cyclic({n})")
@@ -359,7 +391,8 @@ def random_intransitive(n: int, seed: int = 0, num_prompts: int = 1) -> Preferen
     generator, so still reproducible) while some action beats all others. Needs n ≥ 3."""
     if int(n) != n or n < 3:
         raise ValueError(f"an intransitive game needs at least 3 actions; got {n}")
-    rng = np.random.default_rng(seed)
+    check_game_size(int(n), num_prompts)
+    rng = np.random.default_rng(check_seed(seed))
     games = []
     for _ in range(num_prompts):
         while True:
@@ -375,11 +408,20 @@ def condorcet(n: int, seed: int = 0) -> PreferenceGame:
     may form cycles. Its unregularised equilibrium is the pure policy on action 0."""
     if int(n) != n or n < 2:
         raise ValueError(f"a Condorcet game needs at least 2 actions; got {n}")
-    rng = np.random.default_rng(seed)
+    check_game_size(int(n))
+    rng = np.random.default_rng(check_seed(seed))
     P = _random_constant_sum(rng, int(n))
     P[0, 1:] = 0.5 + np.abs(P[0, 1:] - 0.5) + 1e-3 * (P[0, 1:] == 0.5)
     P[1:, 0] = 1.0 - P[0, 1:]
     return PreferenceGame(P, name=f"condorcet({n}, seed={seed})")
+
+
+def check_seed(seed) -> int:
+    """``seed`` if it is a seed for ``np.random.default_rng`` (a non-negative integer), else a ``ValueError`` that
+    names it (numpy's own error does not say which argument it is about)."""
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
+    return int(seed)
 
 
 def _random_constant_sum(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -410,6 +452,7 @@ def by_name(name: str, *, actions: int | None = None, seed: int = 0, antisymmetr
     fixed_size = {"rps": 3, "rps-variant": 3, "biased-rps": 3}
     if name not in named_games():
         raise ValueError(f"unknown game {name!r}; choose one of: {', '.join(named_games())}")
+    check_seed(seed)  # also for the games that draw nothing: a bad seed is a mistake wherever it is given
     if name in fixed_size and actions not in (None, fixed_size[name]):
         raise ValueError(f"game {name!r} has exactly {fixed_size[name]} actions")
     if name == "rps":

@@ -23,7 +23,7 @@ class TabularPolicy:
     __slots__ = ("log_probs",)
 
     def __init__(self, log_probs):
-        log_probs = np.array(log_probs, dtype=np.float64)
+        log_probs = real_array(log_probs, "log-probabilities")
         if log_probs.ndim == 1:
             log_probs = log_probs[None]
         if log_probs.ndim != 2 or log_probs.shape[1] == 0:
@@ -44,7 +44,7 @@ class TabularPolicy:
     @classmethod
     def from_probs(cls, probs) -> "TabularPolicy":
         """From probabilities [X, Y] (or [Y]); zeros become ``-inf`` and leave the support."""
-        probs = np.array(probs, dtype=np.float64)
+        probs = real_array(probs, "probabilities")
         if np.any(probs < 0) or not np.all(np.isfinite(probs)):
             raise ValueError("probabilities must be finite and non-negative")
         with np.errstate(divide="ignore"):
@@ -53,7 +53,7 @@ class TabularPolicy:
     @classmethod
     def from_logits(cls, logits, support=None) -> "TabularPolicy":
         """softmax(logits) per prompt; ``support`` (bool, same shape) forces zeros elsewhere."""
-        logits = np.array(logits, dtype=np.float64)
+        logits = real_array(logits, "logits")
         if support is not None:
             logits = np.where(support, logits, -np.inf)
         if logits.ndim == 1:
@@ -126,6 +126,31 @@ class TabularPolicy:
         cdf = np.cumsum(self.probs[x], axis=-1)  # [B, Y]
         u = rng.random((len(x), n)) * cdf[:, -1:]
         return np.minimum((u[:, :, None] >= cdf[:, None, :]).sum(-1), self.shape[1] - 1)
+
+
+def real_array(values, what: str) -> np.ndarray:
+    """``values`` as a new float64 array, or a one-line ``ValueError`` that names ``what``.
+
+    numpy's own conversion is too lenient for input: it drops an imaginary part with only a ComplexWarning, reads
+    booleans as 0 and 1 and parses text such as "0.5". Each of those is a mistake upstream (a complex matrix is not a
+    preference matrix; a boolean mask is not a distribution), so each is refused, as is a ragged nested list.
+    """
+    try:
+        array = np.asarray(values)
+    except (ValueError, TypeError):  # ragged nesting: numpy cannot build the array at all
+        raise ValueError(f"{what} is not a rectangular numeric array") from None
+    if array.dtype.kind == "c":
+        raise ValueError(f"{what} has complex entries; expected real numbers")
+    if array.dtype.kind == "b":
+        raise ValueError(f"{what} has boolean entries; expected numbers")
+    if array.dtype.kind not in "iufO":  # text, bytes, dates: not numbers, whatever numpy could parse them into
+        raise ValueError(f"{what} is not a rectangular numeric array (it holds {array.dtype.name} values)")
+    try:
+        # An object array (e.g. Fractions, or None in a list) converts element by element: complex Python numbers
+        # fail here too, since float() refuses them.
+        return np.array(array, dtype=np.float64)
+    except (ValueError, TypeError):
+        raise ValueError(f"{what} is not a rectangular numeric array") from None
 
 
 def policy_lists(probs: np.ndarray) -> list:
