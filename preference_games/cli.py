@@ -22,6 +22,7 @@ import json
 import math
 import os
 import sys
+import warnings
 from collections import Counter
 from pathlib import Path
 
@@ -29,8 +30,8 @@ import numpy as np
 
 from . import __version__
 from .equilibria import SELECTIONS, SolverError, duality_gap, exploitability, nash_lp, regularized_nash
-from .games import PreferenceGame, by_name, named_games
-from .policies import policy_lists
+from .games import PreferenceGame, by_name, check_seed, named_games
+from .policies import policy_lists, real_array
 
 EXIT_BAD_INPUT = 2
 EXIT_SOLVER_FAILED = 3
@@ -57,8 +58,35 @@ class _Parser(argparse.ArgumentParser):
 
 
 # ================================================================================================= input
-def load_array(path: str, what: str) -> np.ndarray:
-    """Load a float array from .npy, .csv or .json (a nested list of numbers)."""
+def _seed(text: str) -> int:
+    """argparse type of every ``--seed``: the library's check, reported by argparse with the option's name."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer; got {text!r}") from None
+    try:
+        return check_seed(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _check_name(text: str) -> str:
+    """argparse type of ``verify --only``: a name or a prefix of one. An empty one is a prefix of every name, so it
+    would silently run every check (an unset shell variable, say), which is what --only is there to avoid."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty name would select every check; give a check name or a prefix "
+                                          "such as inpo/ (--list shows the names)")
+    return text
+
+
+def load_array(path: str, what: str, *, matrix: bool = False) -> np.ndarray:
+    """Load a float array from .npy, .csv or .json (a nested list of numbers).
+
+    A .csv file has no way to tell a [1] vector from a [1, 1] matrix, so ``matrix=True`` reads it with at least two
+    dimensions (a one-action game is then the same from every format) and a vector file (reference or data policy)
+    with at least one. What the values may be (real, finite, of the right shape) is checked by the library, which
+    refuses complex numbers that numpy would truncate with only a warning.
+    """
     file = Path(path)
     if not file.is_file():
         raise UsageError(f"{what} file not found: {path}")
@@ -66,18 +94,19 @@ def load_array(path: str, what: str) -> np.ndarray:
     if suffix not in (".npy", ".csv", ".json"):
         raise UsageError(f"{what} file must end in .npy, .csv or .json: {path}")
     try:
-        if suffix == ".npy":
-            array = np.load(file, allow_pickle=False)
-        elif suffix == ".csv":
-            array = np.loadtxt(file, delimiter=",", dtype=np.float64, ndmin=1)
-        else:
-            array = json.loads(file.read_text())
-    except (ValueError, TypeError, OSError) as error:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # loadtxt only warns about an empty file: make that an error too
+            if suffix == ".npy":
+                array = np.load(file, allow_pickle=False)
+            elif suffix == ".csv":
+                array = np.loadtxt(file, delimiter=",", dtype=np.float64, ndmin=2 if matrix else 1)
+            else:
+                array = json.loads(file.read_text())
+    except RecursionError:  # json's decoder recurses once per nesting level
+        raise UsageError(f"cannot read {what} file {path}: nested too deeply for an array") from None
+    except (ValueError, TypeError, OSError, EOFError, UserWarning) as error:  # EOFError: np.load of an empty file
         raise UsageError(f"cannot read {what} file {path}: {str(error).splitlines()[0]}") from None
-    try:
-        return np.array(array, dtype=np.float64)
-    except (ValueError, TypeError):
-        raise UsageError(f"{what} file {path} does not hold a rectangular numeric array") from None
+    return real_array(array, f"{what} file {path}")
 
 
 def game_from_args(args) -> PreferenceGame:
@@ -85,9 +114,8 @@ def game_from_args(args) -> PreferenceGame:
     if args.matrix:
         if args.actions is not None:
             raise UsageError("--actions applies to built-in games, not to --matrix")
-        return PreferenceGame(
-            load_array(args.matrix, "matrix"), ref, antisymmetrize=args.antisymmetrize, name=Path(args.matrix).name
-        )
+        P = load_array(args.matrix, "matrix", matrix=True)
+        return PreferenceGame(P, ref, antisymmetrize=args.antisymmetrize, name=Path(args.matrix).name)
     game = by_name(args.game, actions=args.actions, seed=args.seed, antisymmetrize=args.antisymmetrize)
     return game.with_ref(ref) if ref is not None else game
 
@@ -176,12 +204,22 @@ def cmd_games(args) -> int:
 DEMO_OUT = "preference-games-report"
 
 
+def output_folder(out: str) -> Path:
+    """``--out`` checked before any work is done (by the library's check, which creates nothing)."""
+    from .report import output_folder as check
+
+    try:
+        return check(out)
+    except ValueError as error:
+        raise UsageError(f"--out: {error}") from None
+
+
 def cmd_demo(args) -> int:
     from dataclasses import asdict
 
     from .report import DEMO_TAU, VERIFY_GAMES, build_report
 
-    report = build_report(Path(args.out or DEMO_OUT))
+    report = build_report(output_folder(args.out or DEMO_OUT))
     if args.json:
         print(json.dumps({"report": str(report.page), "games": [asdict(row) for row in report.games],
                           "algorithms": [asdict(row) for row in report.algorithms],
@@ -224,7 +262,8 @@ def cmd_demo(args) -> int:
 #: losses (h − 1/(2τ))² the gradient in the logits has a restoring part of size 1 and a rotating part (P − ½)π/τ
 #: (the label target), so the stable step shrinks once τ is small — like τ² on rps-variant (measured: the largest
 #: stable step of online IPO is 0.276 at τ = 0.1 and 0.0034 at τ = 0.01; docs/algorithms.md). At 0.1, online IPO and
-#: IPO-MD(0.5) at τ = 0.1 reach stationarity (no probability moving by 1e-12 in a step) on the repaired rps-variant
+#: IPO-MD(0.5) at τ = 0.1 reach stationarity (no probability moving by more than 1e-12 over one period of the
+#: schedule, which for these unanchored algorithms is one step) on the repaired rps-variant
 #: in about 250 and 180 exact steps, and online IPO at τ = 1 on rps-variant, random and bradley-terry in 150-550; 0.5
 #: makes online IPO at τ = 0.1 oscillate, and τ = 0.01 needs about 0.001.
 DEFAULT_LR = 0.1
@@ -233,10 +272,28 @@ DEFAULT_BATCH = 64
 PROGRESS_MIN_STEPS = 2000
 MODES = ("exact", "closed-form", "sampled")  # preference_games.dynamics.MODES (not imported: torch loads lazily)
 LABELS = ("bernoulli", "soft")  # preference_games.samplers.LABELS
+#: ``simulate --mode closed-form``'s step cap without --steps or --max-steps (the gradient modes keep
+#: :data:`preference_games.dynamics.MAX_STEPS`, 100000). Every closed-form map with a constant step size converges
+#: geometrically: INPO and Nash-MD at their defaults are stationary within 500 iterations on rps-variant, random (6
+#: and 10 actions), bradley-terry and condorcet (measured). A map still moving after 10000 converges only
+#: polynomially or not at all, and more iterations are better asked for than spent by default: INPO with
+#: schedule=theorem-4 and Nash-MD with schedule=decreasing take a step τ/η_t = 2/(t + 3), so each iteration moves
+#: the policy by only about 4/t of its distance to the fixed point (measured), and a period (100 iterations at the
+#: default inner_steps) moving less than 1e-12 comes after about 2·10⁵ iterations (at 10⁴ the random 6-action game
+#: is within 2e-7 of it, duality gap 1e-13). SPPO's last iterate keeps cycling on intransitive games (its output is
+#: the average of the iterates). 10000 iterations take about 2 s on a 6-action game.
+CLOSED_FORM_MAX_STEPS = 10_000
 STOPPED = {
     "steps": "ran the requested number of steps",
-    "stationary": "stationary: no probability moved by more than 1e-12 in the last step",
-    "step cap": "reached the step cap before becoming stationary (raise --max-steps; lower --lr if it oscillates)",
+    "stationary": "stationary: no probability moved by more than 1e-12 over one period of the algorithm's schedule",
+}
+#: Why a run may reach its step cap, and what to do, by mode: only the gradient modes have a step size to lower.
+STEP_CAP = {
+    "exact": "reached the step cap before becoming stationary (raise --max-steps; lower --lr if it oscillates)",
+    "sampled": "reached the step cap before becoming stationary (sampled steps move with the noise of every batch, "
+    "so a sampled run is rarely stationary: give --steps)",
+    "closed-form": "reached the step cap before becoming stationary (a decreasing step size, as in schedule="
+    "theorem-4 or decreasing, converges slowly and a cycling map never stops; raise --max-steps or give --steps)",
 }
 
 
@@ -422,7 +479,7 @@ def _run_settings(args, algorithm) -> dict:
         "mode": mode,
         "lr": lr,
         "steps": args.steps,
-        "max_steps": args.max_steps,
+        "max_steps": CLOSED_FORM_MAX_STEPS if args.max_steps is None and mode == "closed-form" else args.max_steps,
         "batch": batch if mode == "sampled" else None,
         "labels": (args.labels or "bernoulli") if mode == "sampled" else None,
     }
@@ -527,7 +584,8 @@ def print_simulate(report: dict) -> None:
     if report["lr"] is not None:
         mode += f"; {report['update']} steps, lr = {report['lr']:g}"
     print(f"mode:      {mode}")
-    print(f"steps:     {report['steps']}; {STOPPED.get(report['stopped'], report['stopped'])}")
+    stopped = STEP_CAP[report["mode"]] if report["stopped"] == "step cap" else STOPPED[report["stopped"]]
+    print(f"steps:     {report['steps']}; {stopped}")
     fixed = report["fixed_point"]
     columns = [("final pi", report["final_policy"])]
     if "average_policy" in report:
@@ -738,6 +796,14 @@ def _plot_contour(args, game, algorithm_flags):
     metric = args.metric or "gap"
     if args.tau is not None and not (math.isfinite(args.tau) and args.tau >= 0):
         raise UsageError(f"--tau must be a finite number >= 0; got {args.tau}")
+    if metric == "gap" and not game.support[0].all():
+        # A policy with mass off Supp(π_ref) has DualGap = +inf (its KL to π_ref is), i.e. everywhere but on one
+        # face of the triangle; plotting.plot_contours shades the whole simplex and cannot mask that. KL(π*‖π) is
+        # finite off the support, so --metric kl still draws.
+        outside = ", ".join(game.actions[y] for y in np.flatnonzero(~game.support[0]))
+        raise UsageError(f"--ref: the duality gap is infinite wherever a policy puts mass on {outside} (zero in the "
+                         "reference), which is all of the simplex but one face; use --metric kl or a reference "
+                         "with full support")
     built, runs, labels = [], [], []
     if not args.algo:
         dynamics_flags = [f for f in algorithm_flags if f != "--tau"]
@@ -781,8 +847,9 @@ def cmd_plot(args) -> int:
     from . import plotting
 
     formats = _plot_formats(args.formats)
+    out = output_folder(args.out)
     fig, info = plot_figure(args)
-    paths = plotting.save(fig, Path(args.out) / args.kind, formats)
+    paths = plotting.save(fig, out / args.kind, formats)
     if args.json:
         print(json.dumps({"files": [str(p) for p in paths], "kind": args.kind, **info}))
     else:
@@ -803,7 +870,7 @@ def _add_game_arguments(parser: argparse.ArgumentParser, seed_help: str, require
     parser.add_argument("--antisymmetrize", action="store_true", help="replace P by (P - P^T + 1)/2 instead of "
                         "rejecting a matrix with P + P^T != 1")
     parser.add_argument("--actions", type=int, help="number of actions for the sized built-in games")
-    parser.add_argument("--seed", type=int, default=0, help=seed_help)
+    parser.add_argument("--seed", type=_seed, default=0, help=seed_help)
 
 
 def cmd_verify(args) -> int:
@@ -883,8 +950,9 @@ def build_parser() -> argparse.ArgumentParser:
         "simulate",
         help="run one algorithm on one game and compare where it ends with its fixed point",
         description="Run an alignment algorithm on a preference game: exactly (population loss), by its closed-form "
-        "map, or from sampled pairs. Without --steps it runs until no probability moves by more than 1e-12 in a "
-        "step, or until --max-steps. It reports the final policy, its duality gap at the algorithm's tau, KL to "
+        "map, or from sampled pairs. Without --steps it runs until no probability moves by more than 1e-12 over one "
+        "period of the algorithm's schedule (one step, or one outer iteration of an anchored algorithm), or until "
+        "--max-steps. It reports the final policy, its duality gap at the algorithm's tau, KL to "
         "pi_ref and the distance to the algorithm's stated fixed point. Parameters: see `preference-games "
         "algorithms`.",
     )
@@ -900,7 +968,7 @@ def build_parser() -> argparse.ArgumentParser:
                      "(default pi_ref)")
     sim.add_argument("--steps", type=int, help="run exactly this many steps (default: until stationary)")
     sim.add_argument("--max-steps", type=int, help="without --steps: stop here if not yet stationary "
-                     "(default 100000)")
+                     f"(default 100000; {CLOSED_FORM_MAX_STEPS} with --mode closed-form)")
     sim.add_argument("--lr", type=float, help=f"learning rate of the gradient modes (default {DEFAULT_LR:g})")
     sim.add_argument("--mode", choices=MODES, help="exact: population loss; closed-form: the paper's exact map; "
                      "sampled: --batch pairs per step (default: exact, or closed-form for map-only algorithms)")
@@ -958,11 +1026,11 @@ def build_parser() -> argparse.ArgumentParser:
         "(holds / fails / holds-with-correction), then each counterexample and correction. docs/theorems.md "
         "explains every check.",
     )
-    verify.add_argument("--only", action="append", metavar="NAME", help="run only this check, or every check whose "
-                        "name starts with it (e.g. inpo/); repeatable")
+    verify.add_argument("--only", action="append", type=_check_name, metavar="NAME", help="run only this check, or "
+                        "every check whose name starts with it (e.g. inpo/); repeatable")
     verify.add_argument("--games", type=int, default=200, metavar="N", help="random games per check "
                         "(default 200)")
-    verify.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the random games "
+    verify.add_argument("--seed", type=_seed, default=0, metavar="S", help="seed of the random games "
                         "(default 0)")
     verify.add_argument("--quick", action="store_true", help="only the checks that take about a second or less at 200 games")
     verify.add_argument("--list", action="store_true", help="list the checks and their statements; run nothing")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,11 +91,14 @@ def solve_builtin_games(tau: float = DEMO_TAU) -> list[GameRow]:
 
 def run_every_algorithm(steps: int = ALGORITHM_STEPS, lr: float = ALGORITHM_LR) -> list[AlgorithmRow]:
     """Every registered algorithm with its default parameters on the Appendix F game for ``steps`` steps (exact
-    mode, or closed-form for algorithms defined by their map), against its stated fixed point."""
+    mode, or closed-form for algorithms defined by their map), against its stated fixed point. Rows name each
+    algorithm by its registry name (what ``--algo`` takes: ``bpo``), not by ``Algorithm.name``, which folds the loss
+    into the name (``bpo-ipo``)."""
     game = rps_variant(antisymmetrize=True)
     rows = []
     for name in names():
         algorithm = make(name)
+        label = name + algorithm.describe().removeprefix(algorithm.name)  # "(tau=0.1, ...)" after the name
         mode = "exact" if algorithm.objective is not None else "closed-form"
         every = 1 if algorithm.average_iterate else steps  # an average of the iterates needs all of them recorded
         run = simulate(algorithm, game, steps=steps, mode=mode, lr=None if mode == "closed-form" else lr,
@@ -102,7 +106,7 @@ def run_every_algorithm(steps: int = ALGORITHM_STEPS, lr: float = ALGORITHM_LR) 
         final = run.average() if algorithm.average_iterate else run.final
         fixed = run.fixed_point
         diff = None if fixed is None else float(np.abs(final - np.exp(fixed)).max())
-        rows.append(AlgorithmRow(algorithm.describe(), mode, steps, final[0, 0].tolist(), algorithm.fixed_point_kind,
+        rows.append(AlgorithmRow(label, mode, steps, final[0, 0].tolist(), algorithm.fixed_point_kind,
                                  diff))  # fmt: skip
     return rows
 
@@ -141,13 +145,30 @@ class Report:
     theorems: list[dict]  # one ``verify --json`` object per check
 
 
+def output_folder(out) -> Path:
+    """``out`` as a Path if it is a folder that can be written into, or can be created as one; else a one-line
+    ``ValueError``. Creates nothing: commands call it before any work, so a bad folder costs no time and leaves no
+    trace (``demo``, ``plot`` and :func:`build_report`)."""
+    out = Path(out)
+    # The folder itself if it exists, else its nearest existing ancestor, where it would be created (the walk stops
+    # at the root, or at "." for a relative path, which exist).
+    existing = next(p for p in (out, *out.parents) if p.exists() or p == p.parent)
+    if existing == out and not out.is_dir():
+        raise ValueError(f"{out} is an existing file, not a folder")
+    if not existing.is_dir():
+        raise ValueError(f"cannot create the folder {out}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"cannot write into {existing}: permission denied")
+    return out
+
+
 def build_report(out: Path, *, algorithm_steps: int | None = None, verify_games: int | None = None) -> Report:
     """Write ``out/report.html`` (self-contained) and the figures as PNG into ``out``; return the page's path and
     the tables it shows. ``algorithm_steps``: each algorithm's budget (default ``ALGORITHM_STEPS``);
     ``verify_games``: random games for the theorem checks (default ``VERIFY_GAMES``)."""
     algorithm_steps = ALGORITHM_STEPS if algorithm_steps is None else algorithm_steps
     verify_games = VERIFY_GAMES if verify_games is None else verify_games
-    out = Path(out)
+    out = output_folder(out)
     out.mkdir(parents=True, exist_ok=True)
     games = solve_builtin_games()
     algorithms = run_every_algorithm(algorithm_steps)
