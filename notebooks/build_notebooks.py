@@ -34,9 +34,9 @@ RPS = [
 Every registered algorithm (`preference_games.algorithms.names()`) runs on the IPO-MD Appendix F game,
 `rps_variant(antisymmetrize=True)` (τ = 0.1, uniform π_ref), for a fixed, modest number of steps: exact mode
 (gradient descent on the population loss) for the gradient algorithms, the paper's closed-form map for INPO, Nash-MD
-and SPPO. The table compares where each run ends with the fixed point the algorithm states (`Algorithm.fixed_point`,
-`fixed_point_kind`); a dash means the engine knows no closed form for it on this game (DPO and RLHF have one only
-on Bradley–Terry games; SLiC, BPO, IOPO, iterative DPO have none). For SPPO the stated fixed point is that of the
+and SPPO. The table compares where each run ends with the fixed point the algorithm states (its tabular facts,
+`run.facts.fixed_point` and `fixed_point_kind`); a dash means the engine knows no closed form for it on this game
+(DPO and RLHF have one only on Bradley–Terry games; SLiC, BPO, IOPO, iterative DPO have none). For SPPO the stated fixed point is that of the
 *average* iterate, so its row compares the average. Learning rates follow `docs/algorithms.md` §9: the IPO family
 at 0.1, the score-function algorithms (about 4/τ times smaller gradients) at 3.0.
 
@@ -86,14 +86,14 @@ for name in names():
     algorithm = make(name)
     run = simulate(algorithm, game, steps=STEPS, **how)
     runs[name] = run
-    ends = run.average()[0, 0] if algorithm.average_iterate else run.final[0, 0]
+    ends = run.average()[0, 0] if run.facts.average_iterate else run.final[0, 0]
     if run.fixed_point is None:
         target, kl = None, None
     else:
         target = np.exp(run.fixed_point[0, 0])
         kl = float(np.sum(ends * (np.log(ends) - np.log(target))))
     rows.append((name, how.get("mode", "exact"), how.get("lr"), ends, target, kl, run.duality_gap[-1, 0],
-                 algorithm.fixed_point_kind))
+                 run.facts.fixed_point_kind))
 print(f"{len(rows)} algorithms, {STEPS} steps each, in {time.perf_counter() - start:.1f} s")
 """),
     code("""
@@ -341,7 +341,7 @@ The example: IPO where the first response comes from the policy and the second f
 """),
     code("""
 TAU = 0.1
-my_algorithm = Algorithm(name="ipo-vs-mixture", paper="ours", params={"tau": TAU}, tau=TAU,
+my_algorithm = Algorithm(name="ipo-vs-mixture", paper="ours", params={"tau": TAU},
                          samplers=(PairSampler("policy", "mixture", beta=0.5),),
                          objective=contrastive(losses.ipo, tau=TAU))
 run = simulate(my_algorithm, game, steps=500, lr=0.1)          # exact mode: the population loss
@@ -364,8 +364,10 @@ fig
 """),
     md("""
 Next steps: `simulate(..., mode="sampled", batch=64, labels="bernoulli", seed=0)` runs it from sampled pairs (the
-code path a transformer takes); a float array for `TAU` or for `beta` batches configurations; give the recipe a
-`fixed_point=lambda game, c, data: ...` (a `TabularPolicy`) and the trajectory reports `kl_to_fixed_point`.
+training step every backend shares); `preference_games.sequence_runs.train(my_algorithm, game)` trains a GRU on a
+sequence game with it; a float array for `TAU` or for `beta` batches configurations; register its tabular facts,
+`preference_games.tabular.register("ipo-vs-mixture", lambda a: TabularFacts(TAU, fixed_point=...))` with a
+`fixed_point(game, c, data)` returning a `TabularPolicy`, and the trajectory reports `kl_to_fixed_point`.
 """),
 ]
 

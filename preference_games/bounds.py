@@ -33,7 +33,7 @@ def assumption_a_constant(run, c: int = 0) -> float:
 
 def inpo_theorem4_bound(run, c: int = 0) -> np.ndarray:
     """INPO Thm. 4's bound on KL(π* ‖ π) at every recorded step: [T]."""
-    tau = pick(run.algorithm.tau, c)
+    tau = pick(run.facts.gap_tau, c)
     C = max(assumption_a_constant(run, c) * tau, 1.0)
     big_t = run.steps + 1.0  # our step s is INPO's iterate T = s + 1
     return 32.0 * C**2 / (tau**2 * (big_t + 1.0))
@@ -42,7 +42,7 @@ def inpo_theorem4_bound(run, c: int = 0) -> np.ndarray:
 def inpo_theorem3_bound(run, c: int = 0, eta: float | None = None) -> np.ndarray:
     """INPO Thm. 3's bound (Lemma 2's constants) on the duality gap of the average of the iterates up to each
     recorded step: [T]. ``eta``: the constant OMD regulariser (default: the algorithm's ``eta``)."""
-    tau = pick(run.algorithm.tau, c)
+    tau = pick(run.facts.gap_tau, c)
     if run.algorithm.params.get("schedule") == "theorem-4":
         raise ValueError("Theorem 3 assumes a constant eta; this run used Theorem 4's schedule")
     eta = pick(run.algorithm.params["eta"], c) if eta is None else eta
@@ -63,4 +63,4 @@ def average_iterate_gap(run, c: int = 0) -> np.ndarray:
     average = np.cumsum(probs, axis=0) / np.arange(1, len(probs) + 1)[:, None, None]
     with np.errstate(divide="ignore"):
         log_average = np.log(average)
-    return gaps_from_log_probs(game, log_average, pick(run.algorithm.tau, c)) @ game.prompt_probs
+    return gaps_from_log_probs(game, log_average, pick(run.facts.gap_tau, c)) @ game.prompt_probs

@@ -303,6 +303,12 @@ def _registry():
     return algorithms
 
 
+def _facts(algorithm):
+    from .tabular import facts  # imports torch, like the registry
+
+    return facts(algorithm)
+
+
 def _jsonable(value):
     """A parameter value as JSON: numbers, strings and booleans as they are, arrays as lists, anything else as text."""
     if isinstance(value, (bool, str)) or value is None:
@@ -333,9 +339,7 @@ def _describe(name: str, params: dict) -> str:
 
 
 def _modes(algorithm) -> list[str]:
-    return (["exact", "sampled"] if algorithm.objective is not None else []) + (
-        ["closed-form"] if algorithm.closed_form is not None else []
-    )
+    return ["exact", "sampled"] + (["closed-form"] if _facts(algorithm).closed_form is not None else [])
 
 
 def algorithm_report(name: str) -> dict:
@@ -347,16 +351,17 @@ def algorithm_report(name: str) -> dict:
         algorithm = registry.make(name)
     except (ValueError, TypeError) as error:  # a required parameter: describe what the signature says
         return {**entry, "paper": None, "error": f"cannot build with default parameters: {error}"}
+    facts = _facts(algorithm)
     return {
         **entry,
         "paper": algorithm.paper,
-        "fixed_point_kind": algorithm.fixed_point_kind,
-        "closed_form": algorithm.closed_form is not None,
+        "fixed_point_kind": facts.fixed_point_kind,
+        "closed_form": facts.closed_form is not None,
         "update": algorithm.update,
         "modes": _modes(algorithm),
         "uses_data": bool(algorithm.uses_data),
-        "average_iterate": bool(algorithm.average_iterate),
-        "gap_tau": _jsonable(algorithm.tau),
+        "average_iterate": bool(facts.average_iterate),
+        "gap_tau": _jsonable(facts.gap_tau),
     }
 
 
@@ -446,11 +451,9 @@ def _run_settings(args, algorithm) -> dict:
         raise UsageError(f"--sampled means --mode sampled; it contradicts --mode {args.mode}")
     mode = "sampled" if args.sampled else args.mode
     if mode is None:
-        mode = "exact" if algorithm.objective is not None else "closed-form"
-    if mode == "closed-form" and algorithm.closed_form is None:
+        mode = "exact"
+    if mode == "closed-form" and _facts(algorithm).closed_form is None:
         raise UsageError(f"{args.algo} has no closed-form map; use --mode exact or --mode sampled")
-    if mode != "closed-form" and algorithm.objective is None:
-        raise UsageError(f"{args.algo} is defined only by its closed-form map; use --mode closed-form")
     if args.steps is not None and args.steps < 0:
         raise UsageError(f"--steps must be a non-negative integer; got {args.steps}")
     if args.max_steps is not None:
@@ -553,18 +556,18 @@ def simulate_report(args) -> dict:
         "steps": int(run.steps[-1]),
         "stopped": run.stopped,
         "final_policy": policy_lists(final),
-        "tau": _jsonable(algorithm.tau),
+        "tau": _jsonable(run.facts.gap_tau),
         "duality_gap": float(run.duality_gap[-1, 0]),
         "unregularized_gap": float(run.unregularized_gap[-1, 0]),
         "kl_to_ref": float(run.kl_to_ref[-1, 0]),
         "kl_to_fixed_point": float(run.kl_to_fixed_point[-1, 0]) if run.kl_to_fixed_point is not None else None,
         "fixed_point": policy_lists(fixed) if fixed is not None else None,
-        "fixed_point_kind": algorithm.fixed_point_kind,
+        "fixed_point_kind": run.facts.fixed_point_kind,
         "max_abs_diff_to_fixed_point": float(np.abs(final - fixed).max()) if fixed is not None else None,
         "loss": loss if loss is not None and math.isfinite(loss) else None,
         "ref": policy_lists(game.ref.probs),
     }
-    if algorithm.average_iterate:  # the algorithm's output is the uniform average of its iterates (SPPO)
+    if run.facts.average_iterate:  # the algorithm's output is the uniform average of its iterates (SPPO)
         average = run.average()[0]
         report["average_policy"] = policy_lists(average)
         report["average_max_abs_diff_to_fixed_point"] = (
@@ -681,8 +684,6 @@ def _plot_algorithms(args) -> list[tuple[str, object, dict, dict]]:
             algorithm = registry.make(name, **given)
         except TypeError as error:
             raise UsageError(f"{name}: {error}") from None
-        if shared and algorithm.objective is None:
-            one.lr = None  # a map-only algorithm runs its closed form, which has no step size
         built.append((name, algorithm, given, _run_settings(one, algorithm)))
     if shared:
         for flag in ("beta", "tau", "eta"):
@@ -825,8 +826,8 @@ def _plot_contour(args, game, algorithm_flags):
         algorithm = built[0][1]
         if args.tau is not None:
             tau = args.tau
-        elif np.size(algorithm.tau) == 1:
-            tau = float(np.asarray(algorithm.tau).reshape(-1)[0])
+        elif np.size(_facts(algorithm).gap_tau) == 1:
+            tau = float(np.asarray(_facts(algorithm).gap_tau).reshape(-1)[0])
         else:
             tau = CONTOUR_TAU
     if metric == "kl" and not tau > 0:

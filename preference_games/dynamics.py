@@ -34,11 +34,13 @@ import numpy as np
 import torch
 
 from .algorithms.base import Algorithm, pick, values
+from .algorithms.dap import Contrastive
 from .equilibria import _check_tau, gaps_from_log_probs
 from .games import PreferenceGame, check_seed
 from .models import FrozenPolicy, TabularLogits
 from .policies import _kl
 from .samplers import Roles, TabularOracle
+from .tabular import TabularFacts, contrastive_table_gradient, facts
 from .training import ConfigSGD, TrainingStep, exhaustive_pairs, sampled_pairs
 
 MODES = ("exact", "closed-form", "sampled")
@@ -75,6 +77,11 @@ class Trajectory:
     def probs(self) -> np.ndarray:
         return np.exp(self.log_probs)
 
+    @cached_property
+    def facts(self) -> TabularFacts:
+        """The algorithm's tabular facts (gap τ, fixed point, closed form): :mod:`preference_games.tabular`."""
+        return facts(self.algorithm)
+
     @property
     def final(self) -> np.ndarray:
         """Final policy probabilities [C, X, Y]."""
@@ -87,7 +94,7 @@ class Trajectory:
 
     @cached_property
     def duality_gap(self) -> np.ndarray:
-        return self._per_config(lambda game, path, c: gaps_from_log_probs(game, path, pick(self.algorithm.tau, c)))
+        return self._per_config(lambda game, path, c: gaps_from_log_probs(game, path, pick(self.facts.gap_tau, c)))
 
     @cached_property
     def unregularized_gap(self) -> np.ndarray:
@@ -100,9 +107,9 @@ class Trajectory:
     @cached_property
     def fixed_point(self) -> np.ndarray | None:
         """[C, X, Y] log-probabilities of where the algorithm should converge, or None where that is numerical."""
-        if self.algorithm.fixed_point is None:
+        if self.facts.fixed_point is None:
             return None
-        points = [self.algorithm.fixed_point(game, c, game.ref if self.data is None else self.data)
+        points = [self.facts.fixed_point(game, c, game.ref if self.data is None else self.data)
                   for c, game in enumerate(self.games)]
         return None if any(p is None for p in points) else np.stack([p.log_probs for p in points])
 
@@ -160,12 +167,10 @@ def simulate(
                         "a matrix with PreferenceGame(P))")
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}; got {mode!r}")
-    for tau in values(algorithm.tau):  # the τ every duality gap of the trajectory is measured at: 1/τ must be finite
+    for tau in values(facts(algorithm).gap_tau):  # every duality gap of the trajectory is measured at it: 1/τ finite
         _check_tau(tau)
-    if mode == "closed-form" and algorithm.closed_form is None:
+    if mode == "closed-form" and facts(algorithm).closed_form is None:
         raise ValueError(f"{algorithm.name} has no closed-form map; use mode='exact' or 'sampled'")
-    if mode != "closed-form" and algorithm.objective is None:
-        raise ValueError(f"{algorithm.name} is defined only by its closed-form map; use mode='closed-form'")
     if steps is not None and (int(steps) != steps or steps < 0):
         raise ValueError(f"steps must be a non-negative integer; got {steps}")
     if not (int(record_every) == record_every and record_every >= 1):
@@ -289,6 +294,7 @@ class _Stepper:
         self.algorithm, self.roles, self.oracle, self.mode = algorithm, roles, oracle, mode
         self.want_loss = True  # the run loop clears it on steps whose loss nobody records
         if mode == "closed-form":
+            self.closed_form = facts(algorithm).closed_form
             return
         params = [p for p in roles.policy.parameters()] + [
             p for module in roles.aux.values() for p in module.parameters()
@@ -303,26 +309,27 @@ class _Stepper:
         self.train = TrainingStep(algorithm, roles, pairs, optimizer, gradient=self._closed_form_gradient())
 
     def _closed_form_gradient(self):
-        """Exact mode, one sampler, no auxiliary models, an objective that knows its gradient w.r.t. log π in closed
-        form (:class:`~preference_games.algorithms.dap.Contrastive`): a function giving (loss, log π table,
-        ∂L/∂log π) for :class:`~preference_games.training.TrainingStep`; else None (autograd on the pairs)."""
+        """Exact mode, one sampler, no auxiliary models, a contrastive objective (whose gradient w.r.t. log π has a
+        closed form, :func:`~preference_games.tabular.contrastive_table_gradient`): a function giving (loss, log π
+        table, ∂L/∂log π) for :class:`~preference_games.training.TrainingStep`; else None (autograd on the pairs)."""
         objective = self.algorithm.objective
         if self.mode != "exact" or self.roles.aux or len(self.algorithm.samplers) != 1:
             return None
-        if not hasattr(objective, "table_gradient"):
+        if not isinstance(objective, Contrastive):
             return None
         sampler = self.algorithm.samplers[0]
 
         def gradient():
             table = self.roles.policy.log_prob_table()  # [C, X, Y], with the graph to the parameters
-            loss, grad = objective.table_gradient(self.roles, sampler, self.oracle, table.detach(), self.want_loss)
+            loss, grad = contrastive_table_gradient(objective, self.roles, sampler, self.oracle, table.detach(),
+                                                    self.want_loss)
             return loss, table, grad.to(table.dtype).expand_as(table)
 
         return gradient
 
     def __call__(self, step: int) -> torch.Tensor | None:
         if self.mode == "closed-form":
-            self.roles.policy.assign(self.algorithm.closed_form(self.roles, self.oracle, step))
+            self.roles.policy.assign(self.closed_form(self.roles, self.oracle, step))
             return None
         return self.train()
 

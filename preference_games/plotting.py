@@ -207,7 +207,7 @@ def plot_trajectories(
             ax.plot(*project(np.exp(fixed[c, prompt])), "*", color=color, markersize=13, markeredgecolor="k",
                     markeredgewidth=0.6, gid="fixed-point", zorder=4)
     if equilibria:
-        pairs = {(id(run.games[c]), pick(run.algorithm.tau, c)): (run.games[c], pick(run.algorithm.tau, c))
+        pairs = {(id(run.games[c]), pick(run.facts.gap_tau, c)): (run.games[c], pick(run.facts.gap_tau, c))
                  for run, c in lines}
         _mark_equilibria(ax, pairs.values(), prompt)
     _legend(ax)

@@ -28,6 +28,7 @@ from .dynamics import simulate
 from .equilibria import nash_lp, regularized_nash
 from .games import by_name, named_games, rps_variant
 from .policies import policy_lists
+from .tabular import facts
 
 #: The temperature at which the built-in games are solved.
 DEMO_TAU = 0.1
@@ -91,22 +92,21 @@ def solve_builtin_games(tau: float = DEMO_TAU) -> list[GameRow]:
 
 def run_every_algorithm(steps: int = ALGORITHM_STEPS, lr: float = ALGORITHM_LR) -> list[AlgorithmRow]:
     """Every registered algorithm with its default parameters on the Appendix F game for ``steps`` steps (exact
-    mode, or closed-form for algorithms defined by their map), against its stated fixed point. Rows name each
-    algorithm by its registry name (what ``--algo`` takes: ``bpo``), not by ``Algorithm.name``, which folds the loss
-    into the name (``bpo-ipo``)."""
+    mode), against its stated fixed point. Rows name each algorithm by its registry name (what ``--algo`` takes:
+    ``bpo``), not by ``Algorithm.name``, which folds the loss into the name (``bpo-ipo``)."""
     game = rps_variant(antisymmetrize=True)
     rows = []
     for name in names():
         algorithm = make(name)
         label = name + algorithm.describe().removeprefix(algorithm.name)  # "(tau=0.1, ...)" after the name
-        mode = "exact" if algorithm.objective is not None else "closed-form"
-        every = 1 if algorithm.average_iterate else steps  # an average of the iterates needs all of them recorded
-        run = simulate(algorithm, game, steps=steps, mode=mode, lr=None if mode == "closed-form" else lr,
-                       record_every=every)  # fmt: skip
-        final = run.average() if algorithm.average_iterate else run.final
+        known = facts(algorithm)
+        mode = "exact"
+        every = 1 if known.average_iterate else steps  # an average of the iterates needs all of them recorded
+        run = simulate(algorithm, game, steps=steps, mode=mode, lr=lr, record_every=every)
+        final = run.average() if known.average_iterate else run.final
         fixed = run.fixed_point
         diff = None if fixed is None else float(np.abs(final - np.exp(fixed)).max())
-        rows.append(AlgorithmRow(label, mode, steps, final[0, 0].tolist(), algorithm.fixed_point_kind,
+        rows.append(AlgorithmRow(label, mode, steps, final[0, 0].tolist(), known.fixed_point_kind,
                                  diff))  # fmt: skip
     return rows
 

@@ -20,6 +20,7 @@ from preference_games.games import PreferenceGame, bradley_terry, random_intrans
 from preference_games.models import MLPPolicy, TabularLogits
 from preference_games.policies import TabularPolicy
 from preference_games.samplers import Roles, TabularOracle
+from preference_games.tabular import contrastive_table_gradient
 
 INTRANSITIVE = [rps_variant(antisymmetrize=True), random_intransitive(3, seed=1), random_intransitive(3, seed=2)]
 BRADLEY_TERRY = bradley_terry([0.0, 0.5, 1.5])
@@ -190,7 +191,7 @@ def test_sampled_dynamics_with_any_optimiser_reach_the_fixed_point_statistically
                      ("iterative-dpo", {}), ("bpo", {"loss": "dpo"})],
 )  # fmt: skip
 def test_closed_form_exact_gradient_equals_autograd_on_the_pairs(name, params):
-    """The exact dynamics take ∂L/∂log π in closed form (Contrastive.table_gradient); autograd through the
+    """The exact dynamics take ∂L/∂log π in closed form (tabular.contrastive_table_gradient); autograd through the
     exhaustive pairs is the independent computation. Loss and logit gradient agree to rounding."""
     game = INTRANSITIVE[1].with_ref([0.5, 0.3, 0.2])
     algorithm = make(name, **params)
@@ -201,7 +202,8 @@ def test_closed_form_exact_gradient_equals_autograd_on_the_pairs(name, params):
     loss = algorithm.objective(roles, *pairs)
     (autograd,) = torch.autograd.grad(loss.sum(), [policy.logits])
     table = policy.log_prob_table()
-    closed_loss, grad_table = algorithm.objective.table_gradient(roles, algorithm.samplers[0], oracle, table.detach())
+    closed_loss, grad_table = contrastive_table_gradient(algorithm.objective, roles, algorithm.samplers[0], oracle,
+                                                         table.detach())
     (closed,) = torch.autograd.grad(table, [policy.logits], grad_table)
     np.testing.assert_allclose(closed_loss.numpy(), loss.detach().numpy(), rtol=1e-13)
     np.testing.assert_allclose(closed.numpy(), autograd.numpy(), rtol=0, atol=1e-14)
@@ -267,8 +269,7 @@ def test_optimistic_and_extragradient_steps_match_their_definitions():
 def test_every_algorithm_runs_unchanged_on_a_neural_policy(name):
     """The same recipe drives an MLP (no algorithm branches on the policy type): a few exact steps stay finite."""
     policy = MLPPolicy(features=np.eye(1), num_actions=3, seed=0)
-    mode = "exact" if make(name).objective is not None else "closed-form"
-    run = simulate(make(name), INTRANSITIVE[0], policy=policy, steps=5, lr=0.05, mode=mode)
+    run = simulate(make(name), INTRANSITIVE[0], policy=policy, steps=5, lr=0.05)
     assert np.all(np.isfinite(run.log_probs)) and np.all(np.isfinite(run.duality_gap))
 
 

@@ -15,6 +15,7 @@ from preference_games.cli import main
 from preference_games.dynamics import MODES, simulate
 from preference_games.games import by_name, rps_variant
 from preference_games.samplers import LABELS
+from preference_games.tabular import facts
 from test_cli import run_error, run_json
 
 ACCEPTANCE = ["simulate", "--algo", "ipo-md", "--beta", "0.5", "--tau", "0.1", "--game", "rps-variant",
@@ -142,7 +143,7 @@ def test_integer_and_text_parameters_reach_the_algorithm(capsys):
 
 # ------------------------------------------------------------------------------------------- bad input
 ETA_AND_TAU = first(lambda n, a: {"eta", "tau"} <= set(parameters(n)))
-CLOSED_FORM = first(lambda n, a: a.closed_form is not None)
+CLOSED_FORM = first(lambda n, a: facts(a).closed_form is not None)
 
 
 def bad_cases():
@@ -195,8 +196,8 @@ def test_algorithms_json_lists_every_registered_algorithm(capsys):
         algorithm = make(name)
         assert isinstance(entry["paper"], str) and entry["paper"] == algorithm.paper != ""
         assert entry["params"] == {k: cli._jsonable(v) for k, v in parameters(name).items()}
-        assert entry["fixed_point_kind"] == algorithm.fixed_point_kind
-        assert entry["closed_form"] is (algorithm.closed_form is not None)
+        assert entry["fixed_point_kind"] == facts(algorithm).fixed_point_kind
+        assert entry["closed_form"] is (facts(algorithm).closed_form is not None)
         assert entry["update"] == algorithm.update
     assert main(["algorithms"]) == 0
     text = capsys.readouterr().out
@@ -212,7 +213,7 @@ def test_every_registered_algorithm_runs_with_its_defaults(capsys, name):
     assert np.isclose(sum(out["final_policy"]), 1.0)
 
 
-AVERAGING = first(lambda n, a: a.average_iterate and a.closed_form is not None)
+AVERAGING = first(lambda n, a: facts(a).average_iterate and facts(a).closed_form is not None)
 
 
 @pytest.mark.skipif(AVERAGING is None, reason="no registered algorithm outputs the average of its iterates")
@@ -232,7 +233,7 @@ def test_contextual_game_gives_one_policy_per_prompt(tmp_path, capsys):
 
 
 def test_data_policy_file_moves_the_offline_fixed_point(tmp_path, capsys):
-    data_user = first(lambda n, a: a.uses_data and a.fixed_point is not None and a.objective is not None)
+    data_user = first(lambda n, a: a.uses_data and facts(a).fixed_point is not None)
     mu = tmp_path / "mu.json"
     mu.write_text("[0.2, 0.3, 0.5]")
     common = ["simulate", "--algo", data_user, "--game", "rps", "--steps", "1", "--json"]

@@ -8,14 +8,13 @@ An :class:`Algorithm` is a short recipe of small parts (in the spirit of optax's
   from log-probabilities the roles provide;
 * ``schedule`` — which frozen snapshot (the ``anchor``) refreshes when: never, every K steps (INPO's outer iterations,
   BPO's annotation phases), or as an EMA of the weights; its hooks run before and after every update;
-* ``closed_form(roles, oracle, step) -> [C, X, Y]`` — the exact map π_t ↦ π_{t+1}, where the paper gives one (OMD,
-  Nash-MD, SPPO), for tabular games only;
-* ``fixed_point(game, c, data) -> TabularPolicy | None`` — where configuration c should converge on ``game``
-  (``data``: the data policy μ), and ``fixed_point_kind`` saying which result that is;
-* ``update`` — the optimiser's update rule: plain gradient steps, extragradient or optimistic gradient.
+* ``update`` — the update rule wrapped around the optimiser: plain, extragradient or optimistic
+  (:mod:`preference_games.training`).
 
-Nothing in a recipe asks what kind of policy it trains. Parameters (τ, β, η, …) are floats, or arrays of one value
-per configuration when many configurations run side by side.
+Nothing in a recipe asks what kind of policy it trains, and nothing in it needs the probability table: closed-form
+maps, fixed points and the τ of the duality gap are tabular facts, kept in :mod:`preference_games.tabular`.
+Parameters (τ, β, η, …) are floats, or arrays of one value per configuration when many configurations run side by
+side.
 """
 
 from __future__ import annotations
@@ -29,8 +28,7 @@ import torch
 
 from ..models import DTYPE
 from ..protocols import is_enumerable
-
-UPDATES = ("gradient", "extragradient", "optimistic")
+from ..training import UPDATES
 
 
 def per_config(value) -> torch.Tensor:
@@ -196,23 +194,16 @@ class Algorithm:
     name: str
     paper: str
     params: dict
-    tau: object  # the KL coefficient of the game it plays: duality gaps are measured at it (float or [C] array)
     samplers: tuple
-    objective: Callable | None
+    objective: Callable
     schedule: Schedule = field(default_factory=Schedule)
-    closed_form: Callable | None = None
-    fixed_point: Callable | None = None
-    fixed_point_kind: str = "numerical: the exact dynamics run to stationarity"
     auxiliary: Callable | None = None  # policy -> {name: trained module}, e.g. an adversary or a reward model
     update: str = "gradient"
     uses_data: bool = False
-    average_iterate: bool = False  # the stated fixed point is that of the uniform average of the iterates
 
     def __post_init__(self):
         if self.update not in UPDATES:
             raise ValueError(f"update must be one of {UPDATES}")
-        if self.objective is None and self.closed_form is None:
-            raise ValueError(f"{self.name}: an algorithm needs an objective or a closed-form map")
 
     def describe(self) -> str:
         values = ", ".join(f"{k}={_show(v)}" for k, v in self.params.items())

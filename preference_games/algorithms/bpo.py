@@ -136,7 +136,6 @@ def bpo(loss="ipo", tau=0.1, total_steps=600, annotations=600) -> Algorithm:
         name=f"bpo-{loss}",
         paper=f"{BPO}, eq. 5 (loss, with eq. {dict(dpo=2, ipo=3, slic=4)[loss]}) and Algorithm 1 (K = T/F)",
         params={"tau": tau, "total_steps": total_steps, "annotations": annotations},
-        tau=0.0,  # no π_ref term: the game it plays is the unregularised one (its gaps are measured at τ = 0)
         samplers=(PairSampler("anchor"),),
         objective=contrastive(PAIR_LOSSES[loss], tau, behaviour),
         schedule=EveryK(interval),
@@ -155,7 +154,6 @@ def bpo_ema(loss="ipo", tau=0.1, ema_rate=0.01) -> Algorithm:
         name=f"bpo-ema-{loss}",
         paper=f"{BPO}, eq. 6 (EMA reference, §5.4) with eq. 5",
         params={"tau": tau, "ema_rate": ema_rate},
-        tau=0.0,
         samplers=(PairSampler("policy"),),
         objective=contrastive(PAIR_LOSSES[loss], tau, behaviour),
         schedule=EMA(float(ema_rate)),
@@ -249,7 +247,6 @@ def bpo_ensemble(loss="ipo", tau=0.1, total_steps=600, annotations=600, members=
         paper=f"{BPO}, eq. 5 and Algorithm 1 with the merged LoRA ensemble of §5.4 (weight averaging)",
         params={"tau": tau, "total_steps": total_steps, "annotations": annotations, "members": members,
                 "init_scale": init_scale, "seed": seed},
-        tau=0.0,
         samplers=(PairSampler("anchor"),),
         objective=ensemble_objective(contrastive(PAIR_LOSSES[loss], tau, behaviour), names),
         schedule=MergeEveryK(interval, names),

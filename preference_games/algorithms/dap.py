@@ -11,12 +11,9 @@ from __future__ import annotations
 from dataclasses import replace
 from functools import partial
 
-from .. import fixed_points
-import torch
-
-from ..losses import PAIR_LOSS_DERIVATIVES, PAIR_LOSSES, log_ratio_difference, policy_gradient, soft_label
+from ..losses import PAIR_LOSSES, log_ratio_difference, policy_gradient, soft_label
 from ..samplers import PairSampler
-from .base import Algorithm, check_beta, check_tau, per_config, pick, weighted
+from .base import Algorithm, check_beta, check_tau, per_config, weighted
 
 IPO_MD = "Calandriello et al. 2024 (IPO-MD paper)"
 
@@ -24,14 +21,8 @@ IPO_MD = "Calandriello et al. 2024 (IPO-MD paper)"
 class Contrastive:
     """objective(roles, pairs) = Σ w·[p ℓ(h) + (1 − p) ℓ(−h)], h anchored at ``anchor(roles)`` (π_ref by default).
 
-    :meth:`table_gradient` is the same population loss and its gradient in closed form, for the exact dynamics of an
-    enumerable policy: with r = log π − log a and W(x, y, y') = d0(x) μ1(y|x) μ2(y'|x),
-
-        ∂L/∂r(y) = Σ_{y'} W(y, y') s'(h(y, y')) − Σ_{y'} W(y', y) s'(h(y', y)),   s'(h) = p ℓ'(h) − (1 − p) ℓ'(−h),
-
-    about twenty tensor operations a step instead of an autograd graph over gathered pairs — the difference between
-    0.15 M and the issue's 1.2 M configuration-steps per second (benchmarks/bench_dynamics.py). The test suite checks
-    it against autograd on the generic path.
+    Its population loss and gradient on an enumerable policy also have a closed form
+    (:func:`preference_games.tabular.contrastive_table_gradient`), which the exact dynamics use.
     """
 
     def __init__(self, pair_loss, tau, anchor=lambda roles: roles.ref):
@@ -47,46 +38,10 @@ class Contrastive:
         )  # [C, B]
         return weighted(pairs, soft_label(self.pair_loss, h, pairs.pref, tau=self.coefficient))
 
-    def table_gradient(self, roles, sampler, oracle, log_pi: torch.Tensor, with_loss: bool = True):
-        """(population loss [C] or None, ∂L/∂log π [C, X, Y]) at the policy whose log-probabilities are ``log_pi``."""
-        first, second = sampler.sources(roles)
-        mu1, mu2 = first.log_prob_table().exp(), second.log_prob_table().exp()  # [C, X, Y]
-        r = log_pi - self.anchor(roles).log_prob_table()  # [C, X, Y]
-        if not oracle.full_support:
-            r = torch.where(oracle.support, r, 0.0)  # −inf − (−inf) off the support; those pairs weigh 0 anyway
-        h = r[..., :, None] - r[..., None, :]  # [C, X, Y, Y]
-        W = oracle.pair_prompt_weight * mu1[..., :, None] * mu2[..., None, :]  # d0(x) μ1(y|x) μ2(y'|x)
-        k = self.coefficient.reshape(-1, 1, 1, 1) if self.coefficient.dim() else self.coefficient
-        p = oracle.P  # [G, X, Y, Y]
-        derivative = PAIR_LOSS_DERIVATIVES[self.pair_loss]
-        G = W * (p * derivative(h, k) - (1.0 - p) * derivative(-h, k))  # ∂L/∂h per pair
-        loss = (W * soft_label(self.pair_loss, h, p, tau=k)).sum((-3, -2, -1)) if with_loss else None
-        return loss, (G - G.transpose(-1, -2)).sum(-1)  # Σ_{y'} G(y, y') − Σ_{y'} G(y', y)
-
 
 def contrastive(pair_loss, tau, anchor=lambda roles: roles.ref) -> Contrastive:
     """The contrastive DAP objective (see :class:`Contrastive`)."""
     return Contrastive(pair_loss, tau, anchor)
-
-
-def _fixed_point(loss: str, tau, ipo_fixed_point, offline: bool):
-    """(fixed_point, kind) of a DAP loss: IPO's is given by the caller (it depends on the data); DPO's is eq. 3 on
-    Bradley–Terry games (IPO-MD Thm. G.7, offline and online alike; offline only when μ covers Supp(π_ref), else
-    the minimisers form a family, Remark G.9); SLiC's is numerical."""
-    if loss == "ipo":
-        return ipo_fixed_point
-
-    def dpo(game, c, data):
-        if offline and not fixed_points.covers_support(game, data):
-            return None
-        return fixed_points.kl_regularized_reward_maximiser(game, pick(tau, c))
-
-    if loss == "dpo":
-        return (
-            dpo,
-            "IPO-MD eq. 3 on Bradley-Terry games (Thm. G.7); numerical otherwise",
-        )
-    return None, "numerical: the exact dynamics run to stationarity"
 
 
 def offline(loss: str, tau=0.1) -> Algorithm:
@@ -96,20 +51,12 @@ def offline(loss: str, tau=0.1) -> Algorithm:
     eq. 3 (the RLHF solution) for any μ with full support (IPO-MD Thm. G.7); elsewhere the fixed point is numerical.
     """
     check_tau(tau)
-    ipo_fixed_point = (
-        lambda game, c, data: fixed_points.offline_ipo(game, pick(tau, c), data),
-        "IPO-MD eq. 7 (best response to μ)",
-    )
-    fixed, kind = _fixed_point(loss, tau, ipo_fixed_point, offline=True)
     return Algorithm(
         name=f"offline-{loss}",
         paper=f"{IPO_MD}, eq. {dict(dpo=4, slic=5, ipo=8)[loss]}; pairs from μ with λ_p labels",
         params={"tau": tau},
-        tau=tau,
         samplers=(PairSampler("data"),),
         objective=contrastive(PAIR_LOSSES[loss], tau),
-        fixed_point=fixed,
-        fixed_point_kind=kind,
         uses_data=True,
     )
 
@@ -123,21 +70,13 @@ def online(loss: str, tau=0.1, update: str = "gradient") -> Algorithm:
     last-iterate methods for the monotone game (Korpelevich's extragradient; Popov/optimistic gradient).
     """
     check_tau(tau)
-    ipo_fixed_point = (
-        lambda game, c, data: fixed_points.regularized_equilibrium(game, pick(tau, c)),
-        "regularised Nash equilibrium (IPO-MD eq. 12, Prop. 4.1)",
-    )
-    fixed, kind = _fixed_point(loss, tau, ipo_fixed_point, offline=False)
     prefix = "online" if update == "gradient" else update
     return Algorithm(
         name=f"{prefix}-{loss}",
         paper=f"{IPO_MD}, eq. 11 and Algorithm 2 (soft labels); pairs from SG[π]",
         params={"tau": tau},
-        tau=tau,
         samplers=(PairSampler("policy"),),
         objective=contrastive(PAIR_LOSSES[loss], tau),
-        fixed_point=fixed,
-        fixed_point_kind=kind,
         update=update,
     )
 
@@ -151,11 +90,8 @@ def ipo_md(beta=0.5, tau=0.1) -> Algorithm:
         name="ipo-md",
         paper=f"{IPO_MD}, §5.1 and Algorithm 3; fixed point eq. 13",
         params={"beta": beta, "tau": tau},
-        tau=tau,
         samplers=(PairSampler("mixture", beta=beta),),
         objective=contrastive(PAIR_LOSSES["ipo"], tau),
-        fixed_point=lambda game, c, data: fixed_points.ipo_md(game, pick(tau, c), pick(beta, c)),
-        fixed_point_kind="IPO-MD eq. 13 (via Prop. 5.2)",
     )
 
 
@@ -169,11 +105,8 @@ def ipo_md_data(beta=0.5, tau=0.1) -> Algorithm:
         name="ipo-md-data",
         paper=f"{IPO_MD}, §5.1 (the π^(1-β) μ^β variant)",
         params={"beta": beta, "tau": tau},
-        tau=tau,
         samplers=(PairSampler("data-mixture", beta=beta),),
         objective=contrastive(PAIR_LOSSES["ipo"], tau),
-        fixed_point=lambda game, c, data: fixed_points.ipo_md(game, pick(tau, c), pick(beta, c), data=data),
-        fixed_point_kind="IPO-MD eq. 13 with μ in the mixture",
         uses_data=True,
     )
 
@@ -195,18 +128,15 @@ def nash_md_pg(beta=0.5, tau=0.1, name="nash-md-pg") -> Algorithm:
         name=name,
         paper=f"{IPO_MD}, §2.6 (Munos et al. 2023's Nash-MD-PG); fixed point eq. 13",
         params={"beta": beta, "tau": tau},
-        tau=tau,
         samplers=(PairSampler("policy", "mixture", beta=beta),),
         objective=objective,
-        fixed_point=lambda game, c, data: fixed_points.ipo_md(game, pick(tau, c), pick(beta, c)),
-        fixed_point_kind="IPO-MD eq. 13 (shared with IPO-MD(β))",
     )
 
 
 def self_play(tau=0.1) -> Algorithm:
     """Self-play: Nash-MD-PG with β = 0 (IPO-MD §4.2), whose fixed point is the regularised equilibrium."""
     algorithm = nash_md_pg(beta=0.0, tau=tau, name="self-play")
-    return replace(algorithm, params={"tau": tau}, fixed_point_kind="regularised Nash equilibrium (IPO-MD eq. 12)")
+    return replace(algorithm, params={"tau": tau})
 
 
 FACTORIES = {

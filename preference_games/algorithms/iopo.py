@@ -203,7 +203,6 @@ def iopo_algorithm(tau=0.1, epsilon=0.3, protagonist_steps=1, adversary_steps=1)
         paper=f"{IOPO}, eqs. 11–14 (reconstructed) and Algorithm 1; adversary with swapped labels",
         params={"tau": tau, "epsilon": epsilon, "protagonist_steps": protagonist_steps,
                 "adversary_steps": adversary_steps},
-        tau=0.0,  # no π_ref term: anchored at the adversary, so gaps are measured in the unregularised game
         samplers=(PairSampler("data"),),
         objective=iopo_objective(tau, epsilon),
         schedule=schedule,

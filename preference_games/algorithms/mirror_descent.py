@@ -1,7 +1,7 @@
 """Mirror-descent algorithms: exact Nash-MD, OMD/INPO, SPPO and iterative DPO (DNO-style).
 
-Each has a closed-form map π_t ↦ π_{t+1} (used with ``mode="closed-form"``) and a loss whose minimiser over one outer
-iteration is that map (used with ``mode="exact"`` or ``"sampled"``): the anchor is a snapshot of π_t refreshed
+Each has a closed-form map π_t ↦ π_{t+1} (a tabular fact, :mod:`preference_games.tabular`, used with
+``mode="closed-form"``) and a loss whose minimiser over one outer iteration is that map (used with ``mode="exact"`` or ``"sampled"``): the anchor is a snapshot of π_t refreshed
 every ``inner_steps`` gradient steps (:class:`~preference_games.algorithms.base.EveryK`) — the inner problem solved
 to the extent those steps allow — or, with ``inner_steps=None``, whenever the inner problem is solved (an update
 moves no probability by more than 1e-12; :class:`~preference_games.algorithms.base.UntilConverged`).
@@ -20,13 +20,11 @@ Nash-MD takes ν = a = π_t^{1−τ/η} π_ref^{τ/η}. So the two differ only i
 from __future__ import annotations
 
 import numpy as np
-import torch
 
-from .. import fixed_points
 from ..losses import PAIR_LOSSES, squared_regression
 from ..protocols import GeometricAnchor
 from ..samplers import PairSampler
-from .base import Algorithm, anchor_schedule, check_range, check_tau, per_config, pick, values, weighted
+from .base import Algorithm, anchor_schedule, check_range, check_tau, per_config, values, weighted
 from .dap import contrastive
 
 INPO = "Zhang et al. (INPO)"
@@ -45,30 +43,17 @@ def _check_eta(eta, tau) -> None:
             )
 
 
-def _normalise(table: torch.Tensor) -> torch.Tensor:
-    return table - torch.logsumexp(table, dim=-1, keepdim=True)
-
-
-def _inverse_step(eta, schedule: str, tau, iteration: int):
-    """η for outer iteration t (0-based here; INPO's t = iteration + 1): constant, or INPO Thm. 4's η_t = τ(t + 2)/2."""
+def inverse_step(eta, schedule: str, tau, iteration: int):
+    """INPO's η for outer iteration t (0-based here; INPO's t = iteration + 1): constant, or Thm. 4's η_t = τ(t + 2)/2."""
     if schedule == "constant":
         return per_config(eta)
     return per_config(tau) * (iteration + 3) / 2.0
 
 
-def omd_map(tau, eta, schedule="constant"):
-    """INPO eq. 5: π_{t+1} ∝ π_ref^{τ/η} π_t^{1−τ/η} exp(p(y ≻ π_t)/η), for every configuration at once."""
-
-    def closed_form(roles, oracle, step):
-        eta_t = _inverse_step(eta, schedule, tau, step)[..., None]  # [C, 1, 1] or scalar
-        weight = per_config(tau)[..., None] / eta_t
-        current = roles.policy.log_prob_table().detach()  # [C, X, Y]
-        win = oracle.preference_against(current)  # p(y ≻ π_t)
-        log_ref = roles.ref.log_prob_table()
-        step = weight * log_ref + (1 - weight) * current + win / eta_t  # log of eq. 5 before normalising
-        return _normalise(torch.where(torch.isfinite(current), step, -torch.inf))
-
-    return closed_form
+def nash_md_inverse_step(tau, eta, schedule: str, t: int):
+    """Nash-MD's η for update t (the closed-form step, or the outer iteration of the loss form): constant, or Munos
+    et al.'s decreasing step η_t = τ(t + 2)/2."""
+    return per_config(eta) if schedule == "constant" else per_config(tau) * (t + 2) / 2.0
 
 
 def inpo(tau=0.1, eta=0.5, inner_steps=100, schedule="constant") -> Algorithm:
@@ -83,24 +68,20 @@ def inpo(tau=0.1, eta=0.5, inner_steps=100, schedule="constant") -> Algorithm:
         _check_eta(eta, tau)
 
     def anchor(roles):  # π_t^{1−τ/η} π_ref^{τ/η}, unnormalised: its log Z cancels in h_t of INPO eq. 8
-        eta_t = _inverse_step(eta, schedule, tau, roles.iteration)
+        eta_t = inverse_step(eta, schedule, tau, roles.iteration)
         return GeometricAnchor(roles.anchor, roles.ref, per_config(tau) / eta_t)
 
     def objective(roles, pairs):
-        eta_t = _inverse_step(eta, schedule, tau, roles.iteration)
+        eta_t = inverse_step(eta, schedule, tau, roles.iteration)
         return contrastive(PAIR_LOSSES["ipo"], eta_t, anchor)(roles, pairs)
 
     return Algorithm(
         name="inpo",
         paper=f"{INPO}, Algorithm 1 and eq. 8 (loss); eq. 5 (closed form); Thm. 4 (η schedule)",
         params={"tau": tau, "eta": eta, "inner_steps": inner_steps, "schedule": schedule},
-        tau=tau,
         samplers=(PairSampler("anchor"),),
         objective=objective,
         schedule=anchor_schedule(inner_steps),
-        closed_form=omd_map(tau, eta, schedule),
-        fixed_point=lambda game, c, data: fixed_points.regularized_equilibrium(game, pick(tau, c)),
-        fixed_point_kind="regularised Nash equilibrium (INPO eq. 5 fixed point)",
     )
 
 
@@ -121,15 +102,10 @@ def nash_md(tau=0.1, eta=0.5, inner_steps=100, schedule="constant") -> Algorithm
         _check_eta(eta, tau)
 
     def eta_at(t: int):
-        """η for update t (the closed-form step, or the outer iteration of the loss form)."""
-        return per_config(eta) if schedule == "constant" else per_config(tau) * (t + 2) / 2.0
+        return nash_md_inverse_step(tau, eta, schedule, t)
 
     def beta_at(t: int):
         return per_config(tau) / eta_at(t)  # the mixture weight τ/η_t, [C, 1] or a scalar
-
-    def closed_form(roles, oracle, step):
-        mixture = roles.policy.mixture_sampler(roles.ref, beta_at(step)).log_prob_table()  # [C, X, Y], normalised
-        return _normalise(mixture + oracle.preference_against(mixture) / eta_at(step)[..., None])
 
     def anchor(roles):  # π_mix of the current outer iteration, unnormalised (log Z cancels in h)
         return GeometricAnchor(roles.anchor, roles.ref, beta_at(roles.iteration))
@@ -137,23 +113,13 @@ def nash_md(tau=0.1, eta=0.5, inner_steps=100, schedule="constant") -> Algorithm
     def objective(roles, pairs):
         return contrastive(PAIR_LOSSES["ipo"], eta_at(roles.iteration), anchor)(roles, pairs)
 
-    def fixed_point(game, c, data):
-        if schedule == "decreasing":
-            return fixed_points.regularized_equilibrium(game, pick(tau, c))
-        return fixed_points.nash_md(game, pick(tau, c), pick(eta, c))
-
     return Algorithm(
         name="nash-md",
         paper=f"Munos et al. 2023 via {SURVEY}, eqs. 57–59",
         params={"tau": tau, "eta": eta, "inner_steps": inner_steps, "schedule": schedule},
-        tau=tau,
         samplers=(PairSampler("anchor-mixture", beta=lambda roles: beta_at(roles.iteration)),),
         objective=objective,
         schedule=anchor_schedule(inner_steps),
-        closed_form=closed_form,
-        fixed_point=fixed_point,
-        fixed_point_kind=("regularised Nash equilibrium (last iterate, decreasing step)" if schedule == "decreasing"
-                          else "IPO-MD eq. 13 with beta = tau/eta (not the Nash equilibrium)"),
     )
 
 
@@ -171,22 +137,13 @@ def sppo(eta=5.0, inner_steps=100) -> Algorithm:
         log_ratio = roles.policy.log_prob(pairs.x, pairs.y) - roles.anchor.log_prob(pairs.x, pairs.y).detach()
         return weighted(pairs, squared_regression(log_ratio, (pairs.pref - 0.5) / inverse))
 
-    def closed_form(roles, oracle, step):
-        current = roles.policy.log_prob_table().detach()
-        return _normalise(current + oracle.preference_against(current) / inverse[..., None])
-
     return Algorithm(
         name="sppo",
         paper=f"Wu et al. 2024 (SPPO) via {SURVEY}, eqs. 60–61",
         params={"eta": eta, "inner_steps": inner_steps},
-        tau=0.0,
         samplers=(PairSampler("anchor"),),
         objective=objective,
         schedule=anchor_schedule(inner_steps),
-        closed_form=closed_form,
-        fixed_point=lambda game, c, data: fixed_points.unregularized_equilibrium(game),
-        fixed_point_kind="unregularised Nash equilibrium (uniform average of the iterates)",
-        average_iterate=True,
     )
 
 
@@ -199,7 +156,6 @@ def iterative_dpo(eta=0.5, inner_steps=100) -> Algorithm:
         name="iterative-dpo",
         paper=f"Rosset et al. 2024 (DNO) via {SURVEY}, eq. 62",
         params={"eta": eta, "inner_steps": inner_steps},
-        tau=0.0,
         samplers=(PairSampler("anchor"),),
         objective=contrastive(PAIR_LOSSES["dpo"], eta, lambda roles: roles.anchor),
         schedule=anchor_schedule(inner_steps),

@@ -19,10 +19,9 @@ from __future__ import annotations
 
 import copy
 
-from .. import fixed_points
 from ..losses import bradley_terry, policy_gradient
 from ..samplers import PairSampler
-from .base import Algorithm, check_tau, per_config, pick, weighted
+from .base import Algorithm, check_tau, per_config, weighted
 
 IPO_MD = "Calandriello et al. 2024 (IPO-MD paper)"
 
@@ -49,11 +48,8 @@ def rlhf(tau=0.1) -> Algorithm:
         name="rlhf",
         paper=f"{IPO_MD}, eqs. 1-3 (reward fit, KL-regularised policy gradient)",
         params={"tau": tau},
-        tau=tau,
         samplers=(PairSampler("data"), PairSampler("policy")),
         objective=objective,
-        fixed_point=lambda game, c, data: fixed_points.kl_regularized_reward_maximiser(game, pick(tau, c)),
-        fixed_point_kind="IPO-MD eq. 3 on Bradley-Terry games; numerical otherwise",
         auxiliary=lambda policy: {"reward": copy.deepcopy(policy)},
         uses_data=True,
     )

@@ -38,6 +38,7 @@ from ..games import (
     rps_variant,
 )
 from ..models import TabularLogits
+from ..tabular import facts
 from .core import FAILS, HOLDS, Outcome, check, judged
 from .exact import Batch, by_shape, gradients_at, population_gradient, random_policies
 from .suite import with_unregularised_references
@@ -536,7 +537,7 @@ def remark_G_9(suite):
                 gap = 0.5 * np.abs(policies[c] - policies[c + 1]).sum(-1) @ game.prompt_probs
                 distance = min(distance, float(gap))
                 engine_agrees &= fixed_points.offline_ipo(game, tau, mu) is None
-                engine_agrees &= make("offline-dpo", tau=tau).fixed_point(game, 0, mu) is None
+                engine_agrees &= facts(make("offline-dpo", tau=tau)).fixed_point(game, 0, mu) is None
             continue
         skipped += 1
     worst, where = worst["error"]
