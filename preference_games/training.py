@@ -82,15 +82,14 @@ class Extragradient:
     def step(self, closure: Callable):
         loss = closure()
         start = [p.detach().clone() for p in self._params()]
-        state = copy.deepcopy(self.optimizer.state_dict()) if self.optimizer.state else None
+        state = copy.deepcopy(self.optimizer.state_dict())  # also when empty: the trial step would create it
         self.optimizer.step()  # the trial (extrapolated) point
         self.optimizer.zero_grad()
         closure()  # the gradient at the trial point
         with torch.no_grad():
             for p, p0 in zip(self._params(), start):
                 p.copy_(p0)
-        if state is not None:
-            self.optimizer.load_state_dict(state)
+        self.optimizer.load_state_dict(state)
         self.optimizer.step()
         return loss
 

@@ -289,6 +289,10 @@ def test_neural_policy_reaches_the_ipo_md_fixed_point():
         ("nash-md-pg", {"beta": 2.0}, "beta must be"),
         ("online-ipo", {"tau": -1.0}, "tau must be"),
         ("online-ipo", {"tau": 0.0}, "tau must be"),
+        ("online-ipo", {"tau": True}, "tau has boolean entries"),  # a slip, not τ = 1
+        ("bpo", {"tau": 5e-324}, "1/tau overflows"),  # its loss would be NaN, not an error
+        ("ipo-md", {"beta": 0.5j}, "beta has complex entries"),
+        ("ipo-md", {"beta": "0.5"}, "beta is not a rectangular numeric array"),
         ("inpo", {"tau": 0.5, "eta": 0.1}, "eta must be >= tau"),
         ("nash-md", {"tau": 0.5, "eta": 0.1}, "eta must be >= tau"),
         ("nash-md", {"schedule": "fast"}, "schedule must be one of"),

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from ..models import DTYPE
+from ..policies import real_array
 from ..protocols import is_enumerable
 from ..training import UPDATES
 
@@ -49,8 +50,9 @@ def pick(value, config: int) -> float:
 
 
 def check_range(name: str, value, low: float, high: float = np.inf, *, open_low: bool = False) -> None:
-    """Raise a one-line ValueError unless every value is finite and in [low, high] (above low with ``open_low``)."""
-    for v in values(value):
+    """Raise a one-line ValueError unless every value is a real number (not a bool, not complex, not text), finite
+    and in [low, high] (above low with ``open_low``)."""
+    for v in real_array(value, name).reshape(-1).tolist():
         if not (np.isfinite(v) and (v > low if open_low else v >= low) and v <= high):
             bound = f"in [{low:g}, {high:g}]" if high < np.inf else f"{'>' if open_low else '>='} {low:g}"
             raise ValueError(f"{name} must be a finite number {bound}; got {v:g}")
@@ -61,7 +63,12 @@ def check_beta(beta) -> None:
 
 
 def check_tau(tau) -> None:
+    """τ > 0 with a finite 1/τ: every loss divides by it (the IPO target 1/(2τ)), so a subnormal τ would turn the
+    loss into inf − inf = NaN instead of an error."""
     check_range("tau", tau, 0.0, open_low=True)
+    for v in values(tau):
+        if not np.isfinite(1.0 / v):
+            raise ValueError(f"tau = {v:g} is too small: 1/tau overflows float64")
 
 
 def weighted(pairs, per_pair: torch.Tensor) -> torch.Tensor:

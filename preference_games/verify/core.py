@@ -98,6 +98,9 @@ def checks(only: Iterable[str] | None = None) -> list[Check]:
     if only is None:
         return listed
     matches = lambda c, pattern: c.name == pattern or c.name.startswith(pattern)  # noqa: E731
+    only = [only] if isinstance(only, str) else list(only)
+    if not only or any(not isinstance(p, str) or not p.strip() for p in only):
+        raise ValueError(f"only must be a non-empty list of check names or prefixes; got {only!r}")
     for pattern in only:
         if not any(matches(c, pattern) for c in listed):
             raise ValueError(f"no check named {pattern!r}; `preference-games verify --list` shows them")
