@@ -105,8 +105,8 @@ def test_human_readable_output_shows_policy_and_certificate(capsys):
 @pytest.mark.parametrize(
     "argv, fragment",
     [
-        (["solve", "--game", "rps", "--tau", "-1"], "--tau must be"),
-        (["solve", "--game", "rps", "--tau", "nan"], "--tau must be"),
+        (["solve", "--game", "rps", "--tau", "-1"], "tau must be"),
+        (["solve", "--game", "rps", "--tau", "nan"], "tau must be"),
         (["solve", "--matrix", "/no/such/file.csv", "--tau", "1"], "not found"),
         (["solve", "--game", "rps", "--actions", "5", "--tau", "1"], "exactly 3 actions"),
         (["solve", "--game", "random", "--actions", "2", "--tau", "1"], "at least 3 actions"),
@@ -168,3 +168,12 @@ def test_demo_table_and_games_listing(capsys, quick_demo):
     assert "rps-variant" in printed and "preference-games-report/report.html" in printed
     listing = run_json(capsys, "games", "--json")
     assert "rps-variant" in listing and "not constant-sum" in listing["rps-variant"]
+
+
+def test_solve_starts_without_torch():
+    """solve is linear algebra: the command modules import torch only inside the commands that train."""
+    code = ("import sys; from preference_games.cli import main; "
+            "status = main(['solve', '--game', 'rps', '--tau', '0.1', '--json']); "
+            "print(status, 'torch' in sys.modules, file=sys.stderr)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stderr.strip() == "0 False", result.stderr

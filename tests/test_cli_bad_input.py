@@ -70,8 +70,8 @@ CASES = [
     ("solve", ["--matrix", "no/such/file.npy", "--tau", "0.1"], "not found"),
     ("solve", ["--game", "rps", "--ref", "{complex-ref.npy}", "--tau", "0.1"], "complex entries"),
     ("solve", ["--game", "rps", "--ref", "{bad-ref.json}", "--tau", "0.1"], "must sum to 1"),
-    ("solve", ["--game", "rps", "--tau", "-1"], "--tau must be"),
-    ("solve", ["--game", "rps", "--tau", "nan"], "--tau must be"),
+    ("solve", ["--game", "rps", "--tau", "-1"], "tau must be"),
+    ("solve", ["--game", "rps", "--tau", "nan"], "tau must be"),
     ("solve", [*RPS, "--tau", "1e-300"], f"smallest supported tau > 0, {MIN_TAU:g}"),
     ("solve", [*RPS, "--tau", "5e-324"], f"smallest supported tau > 0, {MIN_TAU:g}"),
     ("solve", ["--game", "no-such-game", "--tau", "0.1"], "unknown game"),
@@ -86,11 +86,34 @@ CASES = [
     ("simulate", ["--algo", "online-ipo", "--game", "rps", "--data", "{mu.json}", "--steps", "1"],
      "does not use a data policy"),
     ("simulate", ["--algo", "online-ipo", "--tau", "-1", "--game", "rps", "--steps", "1"], "tau"),
-    ("simulate", ["--algo", "online-ipo", "--tau", "5e-324", "--game", "rps", "--steps", "1"], "smallest supported"),
+    ("simulate", ["--algo", "online-ipo", "--tau", "5e-324", "--game", "rps", "--steps", "1"], "1/tau overflows"),
     ("simulate", ["--algo", "inpo", "--game", "rps", "--mode", "closed-form", "--lr", "0.1"], "--lr"),
-    ("simulate", ["--algo", "online-ipo", "--game", "rps", "--max-steps", "0"], "--max-steps"),
+    ("simulate", ["--algo", "online-ipo", "--game", "rps", "--max-steps", "0"], "max_steps"),
     ("simulate", ["--algo", "online-ipo", "--game", "rps", "--seed", "-1", "--steps", "1"], "--seed"),
     ("simulate", ["--algo", "online-ipo", "--game", "random", "--actions", "10000000", "--steps", "1"], "GiB for P"),
+    # simulate --policy autoregressive: what does not apply is refused by the command line, values by the trainer
+    ("simulate", ["--algo", "online-ipo", "--game", "rps-sequences"], "add --policy autoregressive"),
+    ("simulate", ["--algo", "online-ipo", "--game", "rps", "--policy", "autoregressive"], "not a sequence game"),
+    ("simulate", ["--algo", "online-ipo", "--matrix", "{complex.npy}", "--policy", "autoregressive"],
+     "not on a --matrix"),
+    ("simulate", ["--algo", "online-ipo", "--game", "rps-sequences", "--policy", "autoregressive", "--mode", "exact"],
+     "sampled pairs only"),
+    ("simulate", ["--algo", "inpo", "--game", "rps-sequences", "--policy", "autoregressive", "--mode",
+                  "closed-form"], "sampled pairs only"),
+    ("simulate", ["--algo", "online-ipo", "--game", "rps-sequences", "--policy", "autoregressive", "--max-steps", "5"],
+     "--max-steps do not apply"),
+    ("simulate", ["--algo", "online-ipo", "--game", "rps", "--eval-every", "5"], "--policy autoregressive only"),
+    ("simulate", ["--algo", "online-ipo", "--game", "rps-sequences", "--policy", "autoregressive", "--steps", "0"],
+     "steps must be"),
+    ("simulate", ["--algo", "online-ipo", "--game", "rps-sequences", "--policy", "autoregressive", "--lr", "0"],
+     "lr must be"),
+    ("simulate", ["--algo", "online-ipo", "--game", "rps-sequences", "--policy", "autoregressive", "--batch", "0"],
+     "batch must be"),
+    ("simulate", ["--algo", "online-ipo", "--game", "rps-sequences", "--policy", "autoregressive", "--eval-every",
+                  "0"], "eval_every must be"),
+    ("simulate", ["--algo", "online-ipo", "--game", "rps-sequences", "--policy", "autoregressive", "--optimizer",
+                  "rmsprop"], "optimizer must be"),
+    ("simulate", ["--algo", "online-ipo", "--game", "rps-sequences", "--policy", "recurrent"], "invalid choice"),
     # ----------------------------------------------------------------------------------------------------- plot
     ("plot", ["tau-path", "--out", "{a-file}", *RPS], "--out: "),
     ("plot", ["tau-path", "--out", "{a-file}/figures", *RPS], "is a file, not a folder"),
@@ -180,9 +203,9 @@ def test_one_by_one_matrix_is_the_same_game_from_every_format(tmp_path, capsys):
 def test_readme_closed_form_theorem_4_example_stops_at_its_cap_with_advice_for_the_mode(capsys, monkeypatch):
     """INPO's Theorem 4 schedule shrinks the step like 1/t, so the map never moves by < 1e-12 in a useful time: the
     closed-form run stops at its own cap (patched small here) and says what helps in that mode — not --lr."""
-    from preference_games import cli
+    from preference_games.cli import simulate
 
-    monkeypatch.setattr(cli, "CLOSED_FORM_MAX_STEPS", 300)
+    monkeypatch.setattr(simulate, "CLOSED_FORM_MAX_STEPS", 300)
     argv = ["simulate", "--algo", "inpo", "--param", "schedule=theorem-4", "--mode", "closed-form", "--game",
             "random", "--actions", "6"]
     assert main(argv) == 0

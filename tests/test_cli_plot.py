@@ -17,7 +17,8 @@ from matplotlib.text import Annotation
 
 from preference_games import fixed_points, plotting
 from preference_games.algorithms import make
-from preference_games.cli import PLOT_KINDS, PLOT_STARTS, main
+from preference_games.cli import main
+from preference_games.cli.plot import PLOT_KINDS, PLOT_STARTS
 from preference_games.dynamics import simulate
 from preference_games.equilibria import nash_lp, regularized_nash
 from preference_games.games import random_intransitive, rps_variant
@@ -221,7 +222,7 @@ def test_four_action_game_for_a_simplex_plot_is_rejected(kind, tmp_path, capsys)
         (["plot", "convergence", "--out", "X", "--algo", "online-ipo", "--algo", "rlhf", "--beta", "0.5",
           "--game", "rps"], "beta"),
         (["plot", "convergence", "--out", "X", "--algo", "online-ipo", "--steps", "0", "--game", "rps"], "--steps"),
-        (["plot", "convergence", "--out", "X", "--algo", "online-ipo", "--lr", "-1", "--game", "rps"], "--lr"),
+        (["plot", "convergence", "--out", "X", "--algo", "online-ipo", "--lr", "-1", "--game", "rps"], "lr must be"),
         (["plot", "tau-path", "--out", "X", *RPS, "--formats", "png,jpg"], "--formats"),
         (["plot", "field", "--out", "X", "--algo", "ipo-md", *RPS, "--steps", "5"], "--steps"),
         (["plot", "contour", "--out", "X", *RPS, "--metric", "entropy"], "invalid choice"),

@@ -9,9 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from preference_games import cli, fixed_points
+from preference_games import fixed_points
 from preference_games.algorithms import make, names, parameters
 from preference_games.cli import main
+from preference_games.cli import simulate as cli_simulate
+from preference_games.cli.common import jsonable, parse_value
 from preference_games.dynamics import MODES, simulate
 from preference_games.games import by_name, rps_variant
 from preference_games.samplers import LABELS
@@ -59,7 +61,7 @@ def test_acceptance_call_ends_at_the_eq13_fixed_point(acceptance):
 
 
 def test_json_final_policy_is_bitwise_what_simulate_returns(acceptance):
-    run = simulate(make("ipo-md", beta=0.5, tau=0.1), rps_variant(antisymmetrize=True), lr=cli.DEFAULT_LR)
+    run = simulate(make("ipo-md", beta=0.5, tau=0.1), rps_variant(antisymmetrize=True), lr=cli_simulate.DEFAULT_LR)
     assert acceptance["final_policy"] == run.final[0, 0].tolist()
     assert acceptance["steps"] == int(run.steps[-1]) and acceptance["stopped"] == run.stopped
     assert acceptance["duality_gap"] == float(run.duality_gap[-1, 0])
@@ -112,12 +114,12 @@ def test_param_is_the_same_as_the_dedicated_flag(capsys):
 
 
 def test_param_values_are_parsed_as_int_float_or_text():
-    assert cli._parse_value("100", 100) == 100 and isinstance(cli._parse_value("100", 100), int)
-    assert cli._parse_value("2", 0.5) == 2.0 and isinstance(cli._parse_value("2", 0.5), float)
-    assert cli._parse_value("1e-3", 0.5) == 1e-3
-    assert cli._parse_value("theorem-4", "constant") == "theorem-4"
-    assert cli._parse_value("7", "constant") == "7"  # a text parameter stays text
-    assert cli._parse_value("ipo", None) == "ipo" and cli._parse_value("3", None) == 3
+    assert parse_value("100", 100) == 100 and isinstance(parse_value("100", 100), int)
+    assert parse_value("2", 0.5) == 2.0 and isinstance(parse_value("2", 0.5), float)
+    assert parse_value("1e-3", 0.5) == 1e-3
+    assert parse_value("theorem-4", "constant") == "theorem-4"
+    assert parse_value("7", "constant") == "7"  # a text parameter stays text
+    assert parse_value("ipo", None) == "ipo" and parse_value("3", None) == 3
 
 
 INT_AND_TEXT = first(
@@ -155,17 +157,17 @@ def bad_cases():
         (base + ["--tau", "-1"], "tau must be"),
         (["simulate", "--algo", "ipo-md", "--game", "no-such-game"], "unknown game 'no-such-game'"),
         (["simulate", "--algo", "ipo-md", "--game", "rps-variant"], "not constant-sum"),
-        (base + ["--lr", "0"], "--lr must be"),
-        (base + ["--lr", "-0.1"], "--lr must be"),
-        (base + ["--steps", "-1"], "--steps must be"),
-        (base + ["--max-steps", "0"], "--max-steps must be"),
+        (base + ["--lr", "0"], "lr must be"),
+        (base + ["--lr", "-0.1"], "lr must be"),
+        (base + ["--steps", "-1"], "steps must be"),
+        (base + ["--max-steps", "0"], "max_steps must be"),
         (base + ["--mode", "closed-form"], "no closed-form map"),
         (base + ["--eta", "0.5"], "takes no parameter eta (it takes: beta, tau)"),
         (base + ["--param", "gamma=1"], "takes no parameter gamma (it takes: beta, tau)"),
         (base + ["--param", "beta"], "KEY=VALUE"),
         (base + ["--beta", "0.5", "--param", "beta=0.5"], "given twice"),
         (base + ["--batch", "8"], "--batch applies to --mode sampled"),
-        (base + ["--sampled", "--batch", "0"], "--batch must be"),
+        (base + ["--sampled", "--batch", "0"], "batch must be"),
         (base + ["--mode", "exact", "--sampled"], "contradicts --mode exact"),
         (base + ["--steps", "3", "--max-steps", "9"], "--max-steps"),
         (base + ["--data", "mu.json"], "does not use a data policy"),
@@ -195,7 +197,7 @@ def test_algorithms_json_lists_every_registered_algorithm(capsys):
     for name, entry in listing.items():
         algorithm = make(name)
         assert isinstance(entry["paper"], str) and entry["paper"] == algorithm.paper != ""
-        assert entry["params"] == {k: cli._jsonable(v) for k, v in parameters(name).items()}
+        assert entry["params"] == {k: jsonable(v) for k, v in parameters(name).items()}
         assert entry["fixed_point_kind"] == facts(algorithm).fixed_point_kind
         assert entry["closed_form"] is (facts(algorithm).closed_form is not None)
         assert entry["update"] == algorithm.update
@@ -209,7 +211,7 @@ def test_every_registered_algorithm_runs_with_its_defaults(capsys, name):
     out = run_json(capsys, "simulate", "--algo", name, "--game", "rps-variant", "--antisymmetrize", "--steps", "2",
                    "--json")
     assert set(out) >= REQUIRED_KEYS and out["steps"] == 2 and out["algorithm"] == name
-    assert out["params"] == {k: cli._jsonable(v) for k, v in parameters(name).items()}
+    assert out["params"] == {k: jsonable(v) for k, v in parameters(name).items()}
     assert np.isclose(sum(out["final_policy"]), 1.0)
 
 
@@ -259,13 +261,13 @@ def test_progress_bar_goes_to_stderr_and_leaves_json_intact(capsys):
 
 
 def test_cli_choices_match_the_library():
-    assert tuple(cli.MODES) == tuple(MODES) and tuple(cli.LABELS) == tuple(LABELS)
+    assert tuple(cli_simulate.MODES) == tuple(MODES) and tuple(cli_simulate.LABELS) == tuple(LABELS)
 
 
 def test_python_dash_m_simulate_entry_point(acceptance):
     """The module entry point in a fresh interpreter: the acceptance call prints the same JSON, and nothing on
     stderr (no traceback, no warning, no progress bar when stderr is not a terminal)."""
-    root = Path(cli.__file__).resolve().parents[1]
+    root = Path(fixed_points.__file__).resolve().parents[1]  # the repository
     result = subprocess.run([sys.executable, "-m", "preference_games", *ACCEPTANCE], capture_output=True, text=True,
                             cwd=root)
     assert result.returncode == 0, result.stderr
