@@ -9,7 +9,7 @@ of a 3-action game, 10,000 exact gradient steps in at most 2 s (>= 1.28 M config
 Table 1 -- the batched run against K of its configurations (evenly spaced, beta = 0 and 1 included) each run alone:
 speed-up, agreement of the final policies (bitwise and to 1e-12), convergence to the eq. 13 fixed point, target.
 Table 2 -- configuration-steps/s against C, one intra-op thread (``simulate``'s own pin) vs torch's default (the pin
-``dynamics._one_thread`` bypassed by a benchmark-side patch, restored afterwards).
+``dynamics.one_thread`` bypassed by a benchmark-side patch, restored afterwards).
 
     python benchmarks/bench_dynamics.py                        # both tables (~1.5 min on an idle 2-core machine)
     python benchmarks/bench_dynamics.py --quick                # smoke test: 1,000 steps, small sweep (< 1 min)
@@ -62,15 +62,15 @@ METRICS = ("duality_gap", "unregularized_gap", "kl_to_ref", "kl_to_fixed_point")
 @contextlib.contextmanager
 def threads_unpinned(threads: int):
     """Run the block with ``threads`` intra-op threads. For more than one, bypass ``simulate``'s one-thread pin
-    (``dynamics._one_thread``) so that the setting applies; both are restored afterwards."""
-    before, pin = torch.get_num_threads(), dynamics._one_thread
+    (``dynamics.one_thread``) so that the setting applies; both are restored afterwards."""
+    before, pin = torch.get_num_threads(), dynamics.one_thread
     torch.set_num_threads(threads)
     if threads != 1:
-        dynamics._one_thread = contextlib.nullcontext
+        dynamics.one_thread = contextlib.nullcontext
     try:
         yield
     finally:
-        dynamics._one_thread = pin
+        dynamics.one_thread = pin
         torch.set_num_threads(before)
 
 

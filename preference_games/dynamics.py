@@ -26,7 +26,6 @@ True
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -41,7 +40,7 @@ from .models import FrozenPolicy, TabularLogits
 from .policies import _kl
 from .samplers import Roles, TabularOracle
 from .tabular import TabularFacts, contrastive_table_gradient, facts
-from .training import ConfigSGD, TrainingStep, exhaustive_pairs, sampled_pairs
+from .training import ConfigSGD, TrainingStep, exhaustive_pairs, one_thread, progress_bar, sampled_pairs
 
 MODES = ("exact", "closed-form", "sampled")
 
@@ -180,23 +179,11 @@ def simulate(
     if steps is None and (isinstance(max_steps, bool) or int(max_steps) != max_steps or max_steps < 1):
         raise ValueError(f"max_steps must be a positive integer; got {max_steps}")
     check_seed(seed)
-    with _one_thread():
+    with one_thread():
         return _simulate(
             algorithm, game, steps, mode, lr, optimizer, batch, labels, seed, policy, data, configs, record_every,
             max_steps, progress,
         )
-
-
-@contextmanager
-def _one_thread():
-    """Run on one intra-op thread. Tabular tensors are tiny, so threads only add synchronisation; on a loaded
-    2-core machine the spinning workers of a second thread made steps up to 15× slower (measured)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _simulate(algorithm, game, steps, mode, lr, optimizer, batch, labels, seed, policy, data, configs, record_every,
@@ -224,7 +211,7 @@ def _simulate(algorithm, game, steps, mode, lr, optimizer, batch, labels, seed, 
     total = steps if steps is not None else max_steps
     recorded_steps, tables, losses = [0], [_table(policy)], []
     stopped = "steps" if steps is not None else "step cap"
-    bar = _progress_bar(total, progress, algorithm.name)
+    bar = progress_bar(total, progress, algorithm.name)
     # Stationary means nothing moved over one whole period of the schedule (an outer iteration for anchored
     # algorithms: inside one, the policy can rest at the inner minimiser while the next anchor would move it), in
     # the policy, the auxiliary models or the anchor (an EMA anchor can still be catching up).
@@ -332,11 +319,3 @@ class _Stepper:
             self.roles.policy.assign(self.closed_form(self.roles, self.oracle, step))
             return None
         return self.train()
-
-
-def _progress_bar(total: int, enabled: bool, name: str):
-    if not enabled:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=name, leave=False)

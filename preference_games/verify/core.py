@@ -130,11 +130,11 @@ def run_checks(selected: list[Check], suite, *, progress: bool = False) -> list[
     check does not hide the others. Torch runs on one thread: the checks' tensors are small, and a second spinning
     thread made torch-heavy checks up to 16× slower on a loaded 2-core machine (measured).
     """
-    from ..dynamics import _one_thread, _progress_bar
+    from ..training import one_thread, progress_bar
 
-    bar = _progress_bar(len(selected), progress, "verify")
+    bar = progress_bar(len(selected), progress, "verify")
     results = []
-    with _one_thread():
+    with one_thread():
         for c in selected:
             start = time.perf_counter()
             try:
