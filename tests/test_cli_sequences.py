@@ -5,7 +5,6 @@ one line that names the fix."""
 import inspect
 
 import pytest
-import torch
 
 from preference_games import sequence_runs
 from preference_games.algorithms import make
@@ -17,16 +16,6 @@ from preference_games.tabular import facts
 from test_cli import run_error, run_json
 
 AUTOREGRESSIVE = ["simulate", "--game", "rps-sequences", "--policy", "autoregressive"]
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """``train`` runs on torch's default threads; on this loaded 2-core machine two threads made a 20-step run 50x
-    slower than one (measured), so these tests, the command and the direct calls alike, run on one."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def trained(name, params, *, seed=0, **options):

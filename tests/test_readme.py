@@ -71,7 +71,9 @@ def _program_commands() -> list[list[str]]:
 
 
 def _is_slow(words: list[str]) -> bool:
-    return words[1] == "demo" or (words[1] == "verify" and not {"--list", "--quick"} & set(words))
+    """demo, verify (but --list and --quick) and training a sequence model take 30-60 s each."""
+    return (words[1] == "demo" or (words[1] == "verify" and not {"--list", "--quick"} & set(words))
+            or "autoregressive" in words)
 
 
 def _params():
