@@ -15,8 +15,8 @@
   appear in the output; text in parentheses is prose.
 * The files in ``examples/`` are what examples/README.md says they are.
 
-``demo`` and the full-size ``verify`` runs (30 s to a minute each on an idle 2-core machine, several times that on
-a loaded one) are marked slow; ``verify --list`` and ``verify --quick`` are not.
+``demo``, the full-size ``verify`` runs and sequence-model training (30 s to a minute each on an idle 2-core machine,
+several times that on a loaded one) are marked slow; ``verify --list`` and ``verify --quick`` are not.
 """
 
 from __future__ import annotations
