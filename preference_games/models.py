@@ -175,7 +175,9 @@ class TabularLogits(_TablePolicy, torch.nn.Module):
         support = support.expand_as(logits).clone()
         if not torch.all(support.any(-1)):
             raise ValueError("every prompt needs at least one action in the support")
-        self.logits = torch.nn.Parameter(torch.where(support, logits, 0.0))
+        # contiguous: a table built from an expanded array comes out transposed in memory, and the softmax over its
+        # last axis, taken several times a step, then runs ~20% slower (measured)
+        self.logits = torch.nn.Parameter(torch.where(support, logits, 0.0).contiguous())
         self.register_buffer("support", support)
         self._full_support = bool(support.all())  # then the mask is a no-op: skip it on the hot path
 
