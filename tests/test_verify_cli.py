@@ -78,6 +78,10 @@ def test_only_selects_by_name_and_prefix():
     assert inpo and all(c.name.startswith("inpo/") for c in inpo)
     with pytest.raises(ValueError, match="no check named"):
         checks(["no-such-check"])
+    assert checks("inpo/") == inpo  # one name or prefix as a string
+    for empty in ([""], [], ["  "]):  # an empty selection is a slip, never "everything"
+        with pytest.raises(ValueError, match="non-empty list"):
+            checks(empty)
 
 
 @pytest.fixture
