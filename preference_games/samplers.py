@@ -13,8 +13,9 @@ of two ways that share every other line of code:
 * **sampled**: B prompts from the oracle's prompt source (d0), one response from each side per prompt (each side
   asks its policy, or the policy's ``mixture_sampler``, to ``sample``), weight 1/B, and either the soft label p
   (IPO-MD Algorithm 2) or a Bernoulli draw from it (the λ_p data of eq. 8). Any
-  :class:`~preference_games.protocols.Policy` and any oracle that is also a prompt source will do: a table, an
-  autoregressive network on a :class:`~preference_games.sequences.SequenceGame`, a transformer.
+  :class:`~preference_games.protocols.Policy` and any oracle that is also a prompt source will do: a table, or an
+  autoregressive network on a :class:`~preference_games.sequences.SequenceGame` (and, through the same protocols,
+  a transformer).
 
 Shapes: C configurations (policies trained side by side; 1 for a network), B pairs. ``weight`` and ``pref`` are
 [C, B] in the policy's dtype and on its device; prompts and responses are whatever the prompt source and the

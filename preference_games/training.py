@@ -1,8 +1,8 @@
 """One training step for every backend: pairs → objective → backward → update.
 
-The exact dynamics (:mod:`preference_games.dynamics`), a sampled run on an autoregressive policy
-(:mod:`preference_games.sequences`) and a transformer trainer all advance an algorithm through :class:`TrainingStep`;
-there is no other copy of the update rules. The loop around it calls the algorithm's schedule hooks
+The exact dynamics (:mod:`preference_games.dynamics`) and the sampled runs on an autoregressive policy
+(:mod:`preference_games.sequence_runs`) advance an algorithm through :class:`TrainingStep`, and a transformer trainer
+is meant to do the same: there is no other copy of the update rules. The loop around it calls the algorithm's schedule hooks
 (``schedule.before_step`` before, ``schedule.after_step`` after) and decides when to stop.
 
 Update rules are optimiser *wrappers*, not flags (as in optax): any ``torch.optim.Optimizer`` — plain gradient
