@@ -228,3 +228,15 @@ def emit(report, args, print_text) -> int:
     else:
         print_text(report)
     return 0
+
+
+def tau_text(tau) -> str:
+    """The JSON value of a gap's τ (a number, or the text of a per-prompt array) for text output."""
+    return f"{tau:g}" if isinstance(tau, float) else str(tau)
+
+
+def print_lines(lines: list[tuple[str, str]]) -> None:
+    """``label:  value`` lines with the values aligned; an empty label continues the line above."""
+    width = max(len(label) for label, _ in lines) + 1
+    for label, value in lines:
+        print(f"{label + ':' if label else '':<{width}}  {value}")

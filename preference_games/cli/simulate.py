@@ -14,7 +14,7 @@ import numpy as np
 from ..policies import policy_lists
 from . import SolverDiverged, UsageError
 from .common import (add_algorithm_arguments, add_game_arguments, algorithm_params, describe, emit,
-                     game_from_args, jsonable, load_array, make_algorithm, registry)
+                     game_from_args, jsonable, load_array, make_algorithm, print_lines, registry, tau_text)
 
 #: ``simulate``'s default learning rate on a table, also :func:`~preference_games.dynamics.simulate`'s. In the
 #: IPO-family losses (h − 1/(2τ))² the gradient in the logits has a restoring part of size 1 and a rotating part
@@ -287,15 +287,3 @@ def print_simulate(report: dict) -> None:
     if report["loss"] is not None:
         lines.append(("final loss", f"{report['loss']:.6g}"))
     print_lines(lines)
-
-
-def tau_text(tau) -> str:
-    """The JSON value of a gap's τ (a number, or the text of a per-prompt array) for text output."""
-    return f"{tau:g}" if isinstance(tau, float) else str(tau)
-
-
-def print_lines(lines: list[tuple[str, str]]) -> None:
-    """``label:  value`` lines with the values aligned; an empty label continues the line above."""
-    width = max(len(label) for label, _ in lines) + 1
-    for label, value in lines:
-        print(f"{label + ':' if label else '':<{width}}  {value}")

@@ -12,9 +12,8 @@ import math
 import sys
 
 from . import SolverDiverged, UsageError
-from .common import algorithm_params, facts, jsonable, make_algorithm
+from .common import algorithm_params, facts, jsonable, make_algorithm, print_lines, tau_text
 from .games import sequence_games
-from .simulate import print_lines, tau_text
 
 #: Options that describe a table game or a table run, by argparse name, with what stands in for each here.
 TABLE_ONLY = {
