@@ -29,64 +29,24 @@ from __future__ import annotations
 
 import torch
 
-from preference_games.sequences import SequenceGame, Tokens, _TokenModel, full_recompute_sample
+from preference_games.sequences import SequenceGame, TokenMixture, Tokens, full_recompute_sample
 
 from .policy import TransformerPolicy
 
 
-class TransformerMixture(_TokenModel):
+class TransformerMixture(TokenMixture):
     """The token-level mixture q ∝ π^{1−β} other^β of two :class:`TransformerPolicy` models over the same response
     vocabulary and length (module docstring), a sampling distribution (no gradient).
 
-    ``sample`` decodes both models step by step, each with its own KV cache, and mixes their next-token
-    log-probabilities; ``log_prob`` [C, B] is Σ_t log q(y_t | x, y_<t) from one teacher-forced pass of each model;
-    ``enumerate(game)`` float64 [1, X, Y] scores every string. The models are read as they are when it samples —
-    snapshot them first if they change in between.
+    The decoding — each model with its own KV cache, next-token log-probabilities mixed and renormalised — is
+    :class:`~preference_games.sequences.TokenMixture`'s, shared with the GRU; this class adds the transformer's input
+    checks (response tokens, context length) before sampling, scoring or enumerating.
     """
-
-    def __init__(self, policy: TransformerPolicy, other: TransformerPolicy, beta):
-        if torch.is_tensor(beta) and beta.numel() != 1:
-            raise ValueError(f"a transformer mixture has one configuration; beta must be one number, got shape "
-                             f"{tuple(beta.shape)}")
-        beta = float(beta)
-        if not 0.0 <= beta <= 1.0:
-            raise ValueError(f"beta must lie in [0, 1]; got {beta}")
-        if (policy.response_vocab, policy.length) != (other.response_vocab, other.length):
-            raise ValueError(f"the two models generate {policy.length} and {other.length} tokens over "
-                             f"{policy.response_vocab} and {other.response_vocab} response tokens")
-        self.policy, self.other, self.beta, self.length = policy, other, beta, policy.length
-        self.response_vocab = policy.response_vocab
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.policy.dtype
-
-    @property
-    def device(self) -> torch.device:
-        return self.policy.device
 
     def check(self, prompts: Tokens, responses: Tokens | None = None) -> None:
         """Both models' input checks (:meth:`TransformerPolicy.check`)."""
         self.policy.check(prompts, responses)
         self.other.check(prompts, responses)
-
-    def _mix(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        """log_softmax((1 − β)·a + β·b) over the last axis: renormalised per token."""
-        return torch.log_softmax((1 - self.beta) * a + self.beta * b.to(a.dtype), -1)
-
-    @torch.no_grad()
-    def token_log_probs(self, prompts: Tokens, responses: Tokens) -> torch.Tensor:
-        return self._mix(self.policy.token_log_probs(prompts, responses),
-                         self.other.token_log_probs(prompts, responses))  # [N, L, V]
-
-    def _start(self, prompts: Tokens):
-        return self.policy._start(prompts), self.other._start(prompts)  # two caches, never one
-
-    def _next(self, state) -> torch.Tensor:
-        return self._mix(self.policy._next(state[0]), self.other._next(state[1]))  # [N, V]
-
-    def _advance(self, state, tokens: torch.Tensor):
-        return self.policy._advance(state[0], tokens), self.other._advance(state[1], tokens)
 
     def log_prob(self, prompts: Tokens, responses: Tokens) -> torch.Tensor:
         """log q(y | x) = Σ_t log q(y_t | x, y_<t): [C, B], detached."""
@@ -103,9 +63,6 @@ class TransformerMixture(_TokenModel):
         """log q(y | x) for every prompt and response string: float64 [1, X, Y] (sums to 1 over Y)."""
         self.policy.enumerate(game)  # its checks of the game against the models
         return super().enumerate(game)
-
-    def snapshot(self) -> "TransformerMixture":
-        return TransformerMixture(self.policy.snapshot(), self.other.snapshot(), self.beta)
 
 
 @torch.no_grad()

@@ -543,9 +543,11 @@ class TokenMixture(_TokenModel):
         beta = float(beta)
         if not 0.0 <= beta <= 1.0:
             raise ValueError(f"beta must lie in [0, 1]; got {beta}")
-        if policy.length != other.length:
-            raise ValueError(f"the two models generate {policy.length} and {other.length} tokens")
+        if (policy.response_vocab, policy.length) != (other.response_vocab, other.length):
+            raise ValueError(f"the two models generate {policy.length} and {other.length} tokens over "
+                             f"{policy.response_vocab} and {other.response_vocab} response tokens")
         self.policy, self.other, self.beta, self.length = policy, other, beta, policy.length
+        self.response_vocab = policy.response_vocab
 
     @property
     def dtype(self) -> torch.dtype:
@@ -573,7 +575,7 @@ class TokenMixture(_TokenModel):
         return self.policy._advance(cache[0], tokens), self.other._advance(cache[1], tokens)
 
     def snapshot(self) -> "TokenMixture":
-        return TokenMixture(self.policy.snapshot(), self.other.snapshot(), self.beta)
+        return type(self)(self.policy.snapshot(), self.other.snapshot(), self.beta)
 
 
 @torch.no_grad()
