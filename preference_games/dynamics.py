@@ -166,9 +166,10 @@ def simulate(
                         "a matrix with PreferenceGame(P))")
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}; got {mode!r}")
-    for tau in values(facts(algorithm).gap_tau):  # every duality gap of the trajectory is measured at it: 1/τ finite
+    known = facts(algorithm)
+    for tau in values(known.gap_tau):  # every duality gap of the trajectory is measured at it: 1/τ must be finite
         _check_tau(tau)
-    if mode == "closed-form" and facts(algorithm).closed_form is None:
+    if mode == "closed-form" and known.closed_form is None:
         raise ValueError(f"{algorithm.name} has no closed-form map; use mode='exact' or 'sampled'")
     if steps is not None and (int(steps) != steps or steps < 0):
         raise ValueError(f"steps must be a non-negative integer; got {steps}")
