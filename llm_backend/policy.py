@@ -1,18 +1,30 @@
-"""A HuggingFace causal language model as a :class:`~preference_games.protocols.Policy` on a sequence game.
+"""A HuggingFace causal language model as a :class:`~preference_games.protocols.Policy`.
 
-:class:`TransformerPolicy` wraps any ``AutoModelForCausalLM`` over the token layout of a
-:class:`~preference_games.sequences.SequenceGame` (the model's vocabulary is the game's ``vocab_size``; ids
-0 … V − 1 are the response tokens) and is what :class:`~preference_games.sequences.AutoregressivePolicy` is for a
-GRU: the unchanged algorithms train it through :class:`~preference_games.training.TrainingStep`, and on a small game
-it is *enumerated* over every response string, so the engine's exact tools (``sequences.exact_duality_gap``,
-``sequences.mixture_tv``) measure it.
+:class:`TransformerPolicy` wraps any ``AutoModelForCausalLM`` and is what
+:class:`~preference_games.sequences.AutoregressivePolicy` is for a GRU: the unchanged algorithms train it through
+:class:`~preference_games.training.TrainingStep`. It runs in one of two layouts:
 
-The policy is a distribution over the V response tokens only: at every position the head's logits are sliced to the
-first V before the softmax,
+* **text** (``response_vocab=None``): responses are drawn from the whole vocabulary, up to ``length`` new tokens,
+  ending at ``eos_id`` (kept, and counted) — a language model trained on prompts from a dataset and judged by a
+  reward or preference model;
+* **game** (``response_vocab=V``, no EOS): the token layout of a :class:`~preference_games.sequences.SequenceGame`
+  (ids 0 … V − 1 are the response tokens, every response has ``length`` of them). The head's logits are sliced to
+  those V, so the policy is a distribution over the game's V^L strings and is *enumerated* exactly
+  (``sequences.exact_duality_gap``, ``sequences.mixture_tv``).
 
-    π(y_t | x, y_<t) = softmax(z_t[:V])[y_t],     log π(y | x) = Σ_{t < |y|} log π(y_t | x, y_<t),
+In both,
 
-with z_t the model's logits after reading [x, y_<t]. PAD, BOS and prompt tokens are read, never generated.
+    π(y_t | x, y_<t) = softmax(z_t[R])[y_t],     log π(y | x) = Σ_{t < |y|} log π(y_t | x, y_<t),
+
+with z_t the model's logits after reading [x, y_<t] and R the response tokens (all, or the first V). This is the
+sum the papers write (IPO-MD eq. 6, INPO eq. 8, DPO); ``length_normalise=True`` gives the per-token mean
+(1/|y|)·Σ_t instead, which SimPO-style code uses and TRL does not — the two define different losses.
+
+**Padding.** ``Tokens`` are right-padded everywhere in the project. For a forward pass the policy moves each prompt
+to the *left* of its row (left padding), masks the padding out of attention and numbers positions from each
+prompt's first real token, so that every prompt's last token sits in the same column and generation appends to
+all rows at once; a response's padding comes after its last token, where causal attention hides it from every
+position ``log_prob`` keeps.
 
 >>> from preference_games.sequences import sequence_game_by_name
 >>> game = sequence_game_by_name("rps-sequences")
@@ -30,10 +42,14 @@ from __future__ import annotations
 import contextlib
 import copy
 import inspect
+import json
+import os
 
 import torch
 
 from preference_games.sequences import SequenceGame, Tokens, _flat_pair, _positive_int, _TokenModel
+
+SETTINGS_FILE = "preference_games_policy.json"  # what save_pretrained adds beside the model's own files
 
 
 def _cache_argument(model) -> str:
@@ -42,63 +58,140 @@ def _cache_argument(model) -> str:
     return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 
+def tiny_llama(vocab_size: int, *, pad_id: int, bos_id: int | None = None, eos_id: int | None = None,
+               hidden: int = 32, layers: int = 2, positions: int = 64, seed: int = 0,
+               dtype: torch.dtype = torch.float32, device=None):
+    """A small ``LlamaForCausalLM`` built from a config — nothing is downloaded — ``hidden`` wide, ``layers`` deep,
+    4 query and 2 key-value heads, MLP 2·hidden, initialised from ``seed`` alone (the global RNG is left untouched).
+    Eager attention: on the CPU, PyTorch's fused attention (sdpa) moved float64 log-probs by ~3e-8, too much for
+    the exact bridge's 1e-10 checks."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(vocab_size=vocab_size, hidden_size=hidden, intermediate_size=2 * hidden,
+                         num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
+                         max_position_embeddings=positions, bos_token_id=bos_id, pad_token_id=pad_id,
+                         eos_token_id=eos_id, attn_implementation="eager")
+    with torch.random.fork_rng(devices=[]):  # HF initialises from the global RNG: seed it, then restore it
+        torch.manual_seed(seed)
+        model = LlamaForCausalLM(config)
+    return model.to(dtype=dtype, device=device)
+
+
+def _number(name: str, value, low: float, high: float, *, open_low: bool) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+            (low < value if open_low else low <= value) and value <= high):
+        raise ValueError(f"{name} must lie in {'(' if open_low else '['}{low}, {high}]; got {value!r}")
+    return float(value)
+
+
 class TransformerPolicy(_TokenModel, torch.nn.Module):
-    """π(y | x) from a causal LM's logits sliced to the ``response_vocab`` response tokens (module docstring).
+    """π(y | x) from a causal LM (module docstring).
 
     * ``log_prob(prompts, responses)`` [C, B]: one teacher-forced forward pass over [prompt, response]; the masked
-      sum Σ_t log π(y_t | x, y_<t) — or, with ``length_normalise=True``, the per-token mean (1/|y|)·Σ_t …:
-      implementations disagree on which a DPO-style loss should see (TRL sums; SimPO and some IPO code average).
+      sum Σ_t log π(y_t | x, y_<t), or with ``length_normalise`` the per-token mean.
       ``enumerate`` always sums, since only the sum is a distribution over strings.
-    * ``sample(prompts, n, generator, greedy=False)``: token by token with the model's KV cache — the prompt is read
-      once, then each step feeds only the new token; draws with ``torch.multinomial(…, generator=generator)``.
+    * ``sample(prompts, n, generator, greedy=False)``: token by token with the model's KV cache — the prompts are
+      read once, then each step feeds only the new tokens; ``temperature`` and ``top_p`` (nucleus: the smallest
+      set of most likely tokens holding mass ≥ top_p) shape the draw. Both default to 1, the policy itself: with
+      other values the responses are *not* draws from π, which an on-policy algorithm assumes (its log-probs and
+      losses always use π).
     * ``snapshot()``: a frozen deep copy (eval mode, no gradient, detached log-probs).
 
-    Prompts must be unpadded (a SequenceGame's all have 2 tokens): positions are then 0 … Lp + L − 1 without an
-    attention mask, and must fit in the model's ``max_position_embeddings``.
+    ``length``: the most new tokens. ``pad_id``: defaults to the model config's ``pad_token_id``.
     """
 
-    def __init__(self, model, response_vocab: int, length: int, *, length_normalise: bool = False):
+    def __init__(self, model, length: int, *, response_vocab: int | None = None, eos_id: int | None = None,
+                 pad_id: int | None = None, temperature: float = 1.0, top_p: float = 1.0,
+                 length_normalise: bool = False):
         super().__init__()
-        self.response_vocab, self.length = _positive_int("response_vocab", response_vocab), _positive_int("length",
-                                                                                                          length)
-        if model.config.vocab_size <= self.response_vocab:
-            raise ValueError(f"the model's vocabulary ({model.config.vocab_size}) must exceed response_vocab "
-                             f"({self.response_vocab}): prompts need their own tokens")
-        self.model, self.length_normalise, self.frozen = model, bool(length_normalise), False
+        vocab = model.config.vocab_size
+        self.length = _positive_int("length", length)
+        if response_vocab is not None:
+            response_vocab = _positive_int("response_vocab", response_vocab)
+            if vocab <= response_vocab:
+                raise ValueError(f"the model's vocabulary ({vocab}) must exceed response_vocab ({response_vocab}): "
+                                 "prompts need their own tokens")
+            if eos_id is not None:
+                raise ValueError("a policy over a game's response tokens has fixed-length responses: no eos_id")
+        pad_id = getattr(model.config, "pad_token_id", None) if pad_id is None else pad_id
+        if pad_id is None:
+            raise ValueError("the model has no pad token id; pass pad_id (e.g. the tokenizer's pad_token_id)")
+        for name, token in (("pad_id", pad_id), ("eos_id", eos_id)):
+            if token is not None and not 0 <= int(token) < vocab:
+                raise ValueError(f"{name} must lie in [0, {vocab}); got {token}")
+        self.model, self.response_vocab = model, response_vocab
+        self.eos_id, self.pad_id = None if eos_id is None else int(eos_id), int(pad_id)
+        self.temperature = _number("temperature", temperature, 0.0, float("inf"), open_low=True)
+        self.top_p = _number("top_p", top_p, 0.0, 1.0, open_low=True)
+        self.length_normalise, self.frozen = bool(length_normalise), False
         self._cache_argument = _cache_argument(model)
 
     @classmethod
     def for_game(cls, game: SequenceGame, hidden: int = 32, layers: int = 2, seed: int = 0,
                  dtype: torch.dtype = torch.float32, device=None, *, length_normalise: bool = False
                  ) -> "TransformerPolicy":
-        """A tiny Llama (``hidden`` wide, ``layers`` deep, 4 query and 2 key-value heads, MLP 2·hidden) built from a
-        config — nothing is downloaded — and initialised from ``seed`` alone (the global RNG is left untouched).
-        Eager attention: on the CPU, PyTorch's fused attention (sdpa) moved float64 log-probs by ~3e-8, too much for
-        the exact bridge's 1e-10 checks."""
-        from transformers import LlamaConfig, LlamaForCausalLM
-
-        config = LlamaConfig(vocab_size=game.vocab_size, hidden_size=hidden, intermediate_size=2 * hidden,
-                             num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
-                             max_position_embeddings=64, bos_token_id=game.bos_id, pad_token_id=game.pad_id,
-                             eos_token_id=None, attn_implementation="eager")
-        with torch.random.fork_rng(devices=[]):  # HF initialises from the global RNG: seed it, then restore it
-            torch.manual_seed(seed)
-            model = LlamaForCausalLM(config)
-        return cls(model.to(dtype=dtype, device=device), game.vocab, game.length, length_normalise=length_normalise)
+        """A :func:`tiny_llama` over ``game``'s token layout (game layout: V response tokens, ``game.length``
+        of them)."""
+        model = tiny_llama(game.vocab_size, pad_id=game.pad_id, bos_id=game.bos_id, hidden=hidden, layers=layers,
+                           seed=seed, dtype=dtype, device=device)
+        return cls(model, game.length, response_vocab=game.vocab, length_normalise=length_normalise)
 
     @classmethod
-    def from_pretrained(cls, path, response_vocab: int, length: int, *, length_normalise: bool = False,
-                        **kwargs) -> "TransformerPolicy":
-        """Load a model saved with :meth:`save_pretrained` (``kwargs`` go to ``AutoModelForCausalLM.from_pretrained``,
-        e.g. ``dtype``, and ``attn_implementation="eager"`` to reproduce :meth:`for_game`'s log-probs exactly)."""
+    def tiny(cls, tokenizer, length: int, hidden: int = 32, layers: int = 2, seed: int = 0,
+             dtype: torch.dtype = torch.float32, device=None, *, positions: int = 256, **options
+             ) -> "TransformerPolicy":
+        """A :func:`tiny_llama` over ``tokenizer``'s vocabulary (text layout: up to ``length`` new tokens, ending at
+        the tokenizer's EOS); ``options`` are the constructor's (temperature, top_p, length_normalise)."""
+        if tokenizer.pad_token_id is None:
+            raise ValueError("the tokenizer has no pad token; set tokenizer.pad_token before building a model")
+        model = tiny_llama(len(tokenizer), pad_id=tokenizer.pad_token_id, bos_id=tokenizer.bos_token_id,
+                           eos_id=tokenizer.eos_token_id, hidden=hidden, layers=layers, positions=positions,
+                           seed=seed, dtype=dtype, device=device)
+        return cls(model, length, eos_id=tokenizer.eos_token_id, pad_id=tokenizer.pad_token_id, **options)
+
+    @classmethod
+    def from_pretrained(cls, path, length: int | None = None, **kwargs) -> "TransformerPolicy":
+        """Load a local model directory. The policy's settings (length, response_vocab, eos_id, pad_id, temperature,
+        top_p, length_normalise) are read from the file :meth:`save_pretrained` writes beside the weights, and any
+        given here override them; a plain HF checkpoint has no such file, so give ``length`` (``eos_id`` then
+        defaults to the config's). Other ``kwargs`` go to ``AutoModelForCausalLM.from_pretrained``, e.g. ``dtype``,
+        and ``attn_implementation="eager"`` to reproduce :func:`tiny_llama`'s log-probs exactly."""
         from transformers import AutoModelForCausalLM
 
-        return cls(AutoModelForCausalLM.from_pretrained(path, **kwargs), response_vocab, length,
-                   length_normalise=length_normalise)
+        if not os.path.isdir(path):
+            raise ValueError(f"no model directory at {path}")
+        settings_path = os.path.join(path, SETTINGS_FILE)
+        settings = {}
+        if os.path.exists(settings_path):
+            with open(settings_path) as handle:
+                settings = json.load(handle)
+        names = ("response_vocab", "eos_id", "pad_id", "temperature", "top_p", "length_normalise")
+        settings.update({name: kwargs.pop(name) for name in names if name in kwargs})
+        if length is not None:
+            settings["length"] = length
+        if "length" not in settings:
+            raise ValueError(f"{path} was not saved by TransformerPolicy: give the response length (max new tokens)")
+        try:
+            model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+        except (OSError, ValueError) as error:  # no config.json, no weights, an unknown architecture
+            raise ValueError(f"cannot load a causal language model from {path}: {str(error).splitlines()[0]}"
+                             ) from None
+        if "eos_id" not in settings and settings.get("response_vocab") is None:
+            eos = model.config.eos_token_id
+            settings["eos_id"] = eos[0] if isinstance(eos, (list, tuple)) else eos
+        return cls(model, settings.pop("length"), **settings)
+
+    def settings(self) -> dict:
+        """What the constructor needs besides the model (written by :meth:`save_pretrained`)."""
+        return {"length": self.length, "response_vocab": self.response_vocab, "eos_id": self.eos_id,
+                "pad_id": self.pad_id, "temperature": self.temperature, "top_p": self.top_p,
+                "length_normalise": self.length_normalise}
 
     def save_pretrained(self, path) -> None:
-        """The model's weights and config in HuggingFace format (response_vocab and length are not stored)."""
+        """The model's weights and config in HuggingFace format, and the policy's settings beside them."""
         self.model.save_pretrained(path)
+        with open(os.path.join(path, SETTINGS_FILE), "w") as handle:
+            json.dump(self.settings(), handle, indent=1)
 
     @property
     def dtype(self) -> torch.dtype:
@@ -110,65 +203,117 @@ class TransformerPolicy(_TokenModel, torch.nn.Module):
 
     # ---------------------------------------------------------------------------------------------- checks
     def check(self, prompts: Tokens, responses: Tokens | None = None) -> None:
-        """One-line ValueErrors for what the model cannot read: padded prompts, tokens outside its vocabulary,
-        response tokens outside the response vocabulary, more positions than ``max_position_embeddings``."""
+        """One-line ValueErrors for what the model cannot read: empty or over-long prompt lengths, tokens outside
+        its vocabulary, response tokens outside the response vocabulary, more positions than
+        ``max_position_embeddings``."""
         vocab = self.model.config.vocab_size
-        if bool((prompts.lengths != prompts.ids.shape[-1]).any()):
-            raise ValueError("prompts must be unpadded (every length equal to the width of Tokens.ids)")
-        if prompts.ids.numel() and (prompts.ids.min() < 0 or prompts.ids.max() >= vocab):
-            raise ValueError(f"prompt tokens must lie in [0, {vocab}); got {prompts.ids.min()}..{prompts.ids.max()}")
+        Lp = prompts.ids.shape[-1]
+        if bool(((prompts.lengths < 1) | (prompts.lengths > Lp)).any()):
+            raise ValueError(f"every prompt needs a length in [1, {Lp}] (the width of its ids)")
+        inside = torch.arange(Lp, device=prompts.ids.device) < prompts.lengths[..., None]  # [C, B, Lp]
+        if bool((inside & ((prompts.ids < 0) | (prompts.ids >= vocab))).any()):
+            raise ValueError(f"prompt tokens must lie in [0, {vocab})")
         width = self.length if responses is None else responses.ids.shape[-1]
         if responses is not None:
             inside = torch.arange(width, device=responses.ids.device) < responses.lengths[..., None]  # [C, B, L]
-            bad = inside & ((responses.ids < 0) | (responses.ids >= self.response_vocab))
+            high = vocab if self.response_vocab is None else self.response_vocab
+            bad = inside & ((responses.ids < 0) | (responses.ids >= high))
             if bool(bad.any()):
-                raise ValueError(f"response tokens must lie in the response vocabulary [0, {self.response_vocab}); "
+                raise ValueError(f"response tokens must lie in the response vocabulary [0, {high}); "
                                  f"got {int(responses.ids[bad][0])}")
         limit = getattr(self.model.config, "max_position_embeddings", None)
-        if limit is not None and prompts.ids.shape[-1] + width > limit:
-            raise ValueError(f"a prompt of {prompts.ids.shape[-1]} tokens and a response of {width} need "
-                             f"{prompts.ids.shape[-1] + width} positions; the model has max_position_embeddings="
-                             f"{limit}")
+        if limit is not None and Lp + width > limit:
+            raise ValueError(f"a prompt of {Lp} tokens and a response of {width} need {Lp + width} positions; the "
+                             f"model has max_position_embeddings={limit}")
 
     # ------------------------------------------------------------------------------------------ primitives
     def _response_log_probs(self, logits: torch.Tensor) -> torch.Tensor:
-        """log π(· | prefix) over the response tokens only: logits [..., vocab] → [..., V]."""
-        return torch.log_softmax(logits[..., : self.response_vocab], -1)
+        """log π(· | prefix) over the response tokens: logits [..., vocab] → [..., V] (V = vocab in text layout).
+        Float32 at least: a bf16 log-softmax would round log-probs to ~3 significant digits."""
+        if self.response_vocab is not None:
+            logits = logits[..., : self.response_vocab]
+        return torch.log_softmax(logits.to(torch.promote_types(logits.dtype, torch.float32)), -1)
 
-    def _forward(self, ids: torch.Tensor, cache=None) -> torch.Tensor:
-        """The model's logits [N, T, vocab] for ids [N, T], continuing ``cache`` (updated in place) if given."""
-        if cache is None:
-            return self.model(input_ids=ids, use_cache=False).logits
-        return self.model(input_ids=ids, use_cache=True, **{self._cache_argument: cache}).logits
+    def _forward(self, ids: torch.Tensor, mask: torch.Tensor | None = None, positions: torch.Tensor | None = None,
+                 cache=None) -> torch.Tensor:
+        """The model's logits [N, T, vocab] for ids [N, T] (attention ``mask`` [N, T_past + T], ``positions``
+        [N, T]), continuing ``cache`` (updated in place) if given."""
+        extra = {} if cache is None else {self._cache_argument: cache}
+        return self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=cache is not None,
+                          **extra).logits
+
+    def _left(self, prompts: Tokens) -> tuple[torch.Tensor, torch.Tensor]:
+        """Right-padded prompts [C, B, Lp] → left-padded ids [N, Lp] and their attention mask [N, Lp]."""
+        Lp = prompts.ids.shape[-1]
+        ids, lengths = prompts.ids.reshape(-1, Lp), prompts.lengths.reshape(-1, 1)  # [N, Lp], [N, 1]
+        column = torch.arange(Lp, device=ids.device)  # [Lp]
+        mask = column >= Lp - lengths  # [N, Lp]: the last ``length`` columns hold the prompt
+        source = (column - (Lp - lengths)).clamp(min=0)  # [N, Lp]: which right-padded column lands here
+        return torch.where(mask, ids.gather(1, source), self.pad_id), mask.long()
+
+    def _full_pass_mask(self, mask: torch.Tensor) -> torch.Tensor | None:
+        """The attention mask of a pass that starts from an empty cache, from the 2-D padding mask [N, T]: None
+        without padding (the model's own causal mask), else an additive 4-D mask [N, 1, T, T] — causal, padding
+        hidden, and each padding position allowed to see *itself*. Without that a padding query sees nothing; HF
+        softmaxes attention in float32, where the float64 mask's minimum becomes −inf, so the row is NaN, and the
+        NaN reaches every real token through the zero-weighted values of later layers."""
+        if bool(mask.all()):
+            return None
+        T = mask.shape[-1]
+        diagonal = torch.eye(T, dtype=torch.bool, device=mask.device)
+        allowed = torch.tril(torch.ones_like(diagonal)) & (mask.bool()[:, None, :] | diagonal)  # [N, T, T]
+        additive = torch.zeros(allowed.shape, dtype=self.dtype, device=mask.device)
+        return additive.masked_fill(~allowed, torch.finfo(self.dtype).min)[:, None]  # [N, 1, T, T]
+
+    @staticmethod
+    def _positions(mask: torch.Tensor) -> torch.Tensor:
+        """Positions counted from each row's first real token (0 on the padding before it): [N, T]."""
+        return (mask.cumsum(-1) - 1).clamp(min=0)
 
     def token_log_probs(self, prompts: Tokens, responses: Tokens) -> torch.Tensor:
         """log π(· | x, y_<t) at every response position t, teacher-forced in one pass: [C·B, L, V]."""
         prompts, responses, C, B = _flat_pair(prompts, responses)
         Lp, L = prompts.shape[-1], responses.shape[-1]
+        prompt_ids, prompt_mask = self._left(prompts)  # [N, Lp] each
         ids = responses.ids.reshape(C * B, L)  # [N, L]
         # PAD past a response's end may be any id: causal attention hides it from the positions log_prob keeps
-        ids = torch.where(torch.arange(L, device=ids.device) < responses.lengths.reshape(-1, 1), ids, 0)
+        ids = torch.where(torch.arange(L, device=ids.device) < responses.lengths.reshape(-1, 1), ids, self.pad_id)
+        mask = torch.cat([prompt_mask, torch.ones_like(ids[:, :-1])], -1)  # [N, Lp + L − 1]
         # not enable_grad for a trainable policy: a caller's no_grad (sampling, a mixture) must still hold
         with torch.no_grad() if self.frozen else contextlib.nullcontext():
-            logits = self._forward(torch.cat([prompts.ids.reshape(C * B, Lp), ids[:, :-1]], -1))  # [N, Lp+L−1, vocab]
-            return self._response_log_probs(logits[:, Lp - 1:])  # [N, L, V]: position Lp−1+t predicts y_t
+            logits = self._forward(torch.cat([prompt_ids, ids[:, :-1]], -1), self._full_pass_mask(mask),
+                                   self._positions(mask))
+            return self._response_log_probs(logits[:, Lp - 1:])  # [N, L, V]: column Lp−1+t predicts y_t
 
     def _start(self, prompts: Tokens):
-        """Read the prompts [N, Lp] into a fresh KV cache: (cache, next-token log-probs [N, V])."""
+        """Read the prompts into a fresh KV cache: (cache, next-token log-probs [N, V], attention mask [N, Lp])."""
         from transformers import DynamicCache
 
         cache = DynamicCache()
-        logits = self._forward(prompts.ids.reshape(-1, prompts.shape[-1]), cache)  # [N, Lp, vocab]
-        return cache, self._response_log_probs(logits[:, -1])
+        ids, mask = self._left(prompts)  # [N, Lp]
+        logits = self._forward(ids, self._full_pass_mask(mask), self._positions(mask), cache)  # [N, Lp, vocab]
+        return cache, self._response_log_probs(logits[:, -1]), mask
 
     def _next(self, state) -> torch.Tensor:
         return state[1]  # [N, V]
 
     def _advance(self, state, tokens: torch.Tensor):
         """Feed only the new tokens [N]; the cache holds the keys and values of everything before."""
-        cache, _ = state
-        logits = self._forward(tokens[:, None], cache)  # [N, 1, vocab]
-        return cache, self._response_log_probs(logits[:, -1])
+        cache, _, mask = state
+        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], -1)  # [N, T + 1]
+        logits = self._forward(tokens[:, None], mask, self._positions(mask)[:, -1:], cache)  # [N, 1, vocab]
+        return cache, self._response_log_probs(logits[:, -1]), mask
+
+    def _warp(self, log_probs: torch.Tensor) -> torch.Tensor:
+        """Temperature, then top-p, on the next-token log-probs [N, V] that ``sample`` draws from."""
+        if self.temperature != 1.0:
+            log_probs = torch.log_softmax(log_probs / self.temperature, -1)
+        if self.top_p < 1.0:
+            ordered, order = log_probs.sort(-1, descending=True)  # [N, V]
+            before = ordered.exp().cumsum(-1) - ordered.exp()  # mass of the more likely tokens
+            ordered = ordered.masked_fill(before >= self.top_p, -torch.inf)  # the most likely token always stays
+            log_probs = torch.log_softmax(torch.full_like(log_probs, -torch.inf).scatter(-1, order, ordered), -1)
+        return log_probs
 
     # ------------------------------------------------------------------------------------------- protocol
     def log_prob(self, prompts: Tokens, responses: Tokens) -> torch.Tensor:
@@ -181,16 +326,17 @@ class TransformerPolicy(_TokenModel, torch.nn.Module):
 
     def sample(self, prompts: Tokens, n: int = 1, generator: torch.Generator | None = None, *,
                greedy: bool = False) -> Tokens:
-        """n responses of ``length`` tokens per prompt, prompt b's at b·n … b·n + n − 1: Tokens [C, B·n, L].
-        ``greedy`` takes the argmax (``generator`` unused)."""
+        """n responses of at most ``length`` tokens per prompt (``length`` exactly without EOS), prompt b's at
+        b·n … b·n + n − 1: Tokens [C, B·n, L'] (L' the longest drawn). ``greedy`` takes the argmax (``generator``
+        unused)."""
         self.check(prompts)
         return super().sample(prompts, n, generator, greedy=greedy)
 
     def enumerate(self, game: SequenceGame) -> torch.Tensor:
         """log π(y | x) (the sum, whatever ``length_normalise``) for every prompt and response string of ``game``:
         float64 [1, X, Y], summing to 1 over Y up to the model's rounding (1e-15 in float64, ~1e-6 in float32)."""
-        if (game.vocab, game.length, game.vocab_size) != (self.response_vocab, self.length,
-                                                          self.model.config.vocab_size):
+        if (game.vocab, game.length, game.vocab_size, None) != (self.response_vocab, self.length,
+                                                                self.model.config.vocab_size, self.eos_id):
             raise ValueError(f"{game!r} does not match this policy (response vocab {self.response_vocab}, length "
                              f"{self.length}, vocabulary {self.model.config.vocab_size})")
         X, Y = game.num_prompts, game.num_responses

@@ -383,7 +383,14 @@ class _TokenModel:
       log-probs; ``_advance(cache, tokens [N]) -> cache``: the cached decoding path.
     """
 
-    length: int  # response length generated
+    length: int  # response length generated (the most new tokens)
+    eos_id: int | None = None  # a response ends at this token (None: every response has ``length`` tokens)
+    pad_id: int = 0  # fills a response past its EOS
+
+    def _warp(self, log_probs: torch.Tensor) -> torch.Tensor:
+        """The distribution ``sample`` draws the next token from, given the model's [N, V]: the model's own here;
+        a transformer applies its temperature and top-p."""
+        return log_probs
 
     @property
     def configs(self) -> int:
@@ -402,20 +409,14 @@ class _TokenModel:
     @torch.no_grad()
     def sample(self, prompts: Tokens, n: int = 1, generator: torch.Generator | None = None, *,
                greedy: bool = False) -> Tokens:
-        """n responses of ``length`` tokens per prompt, prompt b's at b·n … b·n + n − 1: Tokens [C, B·n, L].
+        """n responses of at most ``length`` tokens per prompt, prompt b's at b·n … b·n + n − 1: Tokens [C, B·n, L'].
 
-        Decodes with a cache (the GRU state): each step reads one token. ``greedy`` takes the argmax instead of
-        drawing (``generator``, on the policy's device, is then unused).
+        Decodes with a cache (the GRU state, a transformer's keys and values): each step reads one token. ``greedy``
+        takes the argmax instead of drawing (``generator``, on the policy's device, is then unused). A model with an
+        ``eos_id`` stops a response at its EOS token (kept, and counted in its length) and pads it with ``pad_id``;
+        L' ≤ ``length`` is the longest response drawn.
         """
-        prompts = prompts.repeat_interleave(n)
-        C, B, _ = prompts.shape
-        cache = self._start(prompts)
-        tokens = []
-        for _ in range(self.length):
-            token = _pick(self._next(cache), generator, greedy)  # [N]
-            tokens.append(token)
-            cache = self._advance(cache, token)
-        return _fixed_length(torch.stack(tokens, -1).reshape(C, B, self.length))
+        return _generate(self, prompts, n, generator, greedy, cached=True)
 
     def enumerate(self, game: SequenceGame) -> torch.Tensor:
         """log π(y | x) for every prompt and every response string of ``game``: float64 [1, X, Y] (sums to 1 over
@@ -546,8 +547,11 @@ class TokenMixture(_TokenModel):
         if (policy.response_vocab, policy.length) != (other.response_vocab, other.length):
             raise ValueError(f"the two models generate {policy.length} and {other.length} tokens over "
                              f"{policy.response_vocab} and {other.response_vocab} response tokens")
+        if (policy.eos_id, policy.pad_id) != (other.eos_id, other.pad_id):
+            raise ValueError(f"the two models end responses differently (eos, pad): {(policy.eos_id, policy.pad_id)} "
+                             f"and {(other.eos_id, other.pad_id)}")
         self.policy, self.other, self.beta, self.length = policy, other, beta, policy.length
-        self.response_vocab = policy.response_vocab
+        self.response_vocab, self.eos_id, self.pad_id = policy.response_vocab, policy.eos_id, policy.pad_id
 
     @property
     def dtype(self) -> torch.dtype:
@@ -584,14 +588,43 @@ def full_recompute_sample(model: _TokenModel, prompts: Tokens, n: int = 1, gener
     """What ``model.sample`` computes, without a cache: each step reruns the model over the prompt and the whole
     prefix (teacher-forced) and keeps the last position. O(L²) work; the reference the cached decoder is tested
     against. Draws from ``generator`` in the same order, so equal seeds give equal tokens."""
+    return _generate(model, prompts, n, generator, greedy, cached=False)
+
+
+def _generate(model: _TokenModel, prompts: Tokens, n: int, generator: torch.Generator | None, greedy: bool, *,
+              cached: bool) -> Tokens:
+    """The one decoding loop behind ``sample`` (``cached``: the model's ``_start``/``_next``/``_advance``) and
+    :func:`full_recompute_sample` (every step's distribution from ``token_log_probs`` over the whole prefix).
+
+    Each step draws a token for every sequence from ``model._warp`` of the next-token log-probs; after a
+    sequence's EOS it gets PAD instead (its draw is still made, so the generator's stream does not depend on when
+    sequences stop). Stops after ``model.length`` tokens or when every sequence has ended.
+    """
     prompts = prompts.repeat_interleave(n)
     C, B, _ = prompts.shape
-    ids = torch.zeros(C, B, 0, dtype=torch.long, device=prompts.ids.device)  # [C, B, t]
+    device = prompts.ids.device
+    lengths = torch.full((C * B,), model.length, dtype=torch.long, device=device)  # [N]
+    ended = torch.zeros(C * B, dtype=torch.bool, device=device)  # [N]
+    ids = torch.zeros(C * B, 0, dtype=torch.long, device=device)  # [N, t]
+    cache = model._start(prompts) if cached else None
     for t in range(model.length):
-        probe = torch.cat([ids, torch.zeros_like(ids[..., :1])], -1)  # the token at t is a placeholder: unread
-        log_probs = model.token_log_probs(prompts, _fixed_length(probe))[:, t]  # [N, V]
-        ids = torch.cat([ids, _pick(log_probs, generator, greedy).reshape(C, B, 1)], -1)
-    return _fixed_length(ids)
+        if cached:
+            log_probs = model._next(cache)  # [N, V]
+        else:  # the token at t is a placeholder, unread: position t's distribution depends on y_<t only
+            probe = torch.cat([ids, ids.new_zeros(C * B, 1)], -1).reshape(C, B, t + 1)
+            log_probs = model.token_log_probs(prompts, _fixed_length(probe))[:, t]  # [N, V]
+        token = _pick(model._warp(log_probs), generator, greedy)  # [N]
+        token = torch.where(ended, model.pad_id, token)
+        ids = torch.cat([ids, token[:, None]], -1)
+        if model.eos_id is not None:
+            stops = ~ended & (token == model.eos_id)
+            lengths = torch.where(stops, t + 1, lengths)
+            ended = ended | stops
+            if bool(ended.all()):
+                break
+        if cached and t + 1 < model.length:
+            cache = model._advance(cache, token)
+    return Tokens(ids.reshape(C, B, -1), lengths.reshape(C, B))
 
 
 # ==================================================================================================== the bridge

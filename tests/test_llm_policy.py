@@ -82,11 +82,11 @@ def test_one_shared_cache_would_differ(policy, other):
     state = own._advance(own._start(x), torch.tensor([1]))
     right = own._next(state)  # [1, V]
     shared = transformers.DynamicCache()
-    a = policy._forward(x.ids[0], shared)
-    b = other._forward(x.ids[0], shared)  # appends the other model's keys to the same cache
+    a = policy._forward(x.ids[0], cache=shared)
+    b = other._forward(x.ids[0], cache=shared)  # appends the other model's keys to the same cache
     assert a.shape == b.shape
-    step_a = policy._response_log_probs(policy._forward(torch.tensor([[1]]), shared)[:, -1])
-    step_b = other._response_log_probs(other._forward(torch.tensor([[1]]), shared)[:, -1])
+    step_a = policy._response_log_probs(policy._forward(torch.tensor([[1]]), cache=shared)[:, -1])
+    step_b = other._response_log_probs(other._forward(torch.tensor([[1]]), cache=shared)[:, -1])
     assert not torch.allclose(own._mix(step_a, step_b), right, atol=1e-6)
 
 
@@ -113,7 +113,7 @@ def test_enumeration_is_a_distribution(policy):
 
 def test_length_normalise_gives_the_per_token_mean(policy):
     y = policy.sample(prompts(), 1, seeded(2))
-    mean = TransformerPolicy(policy.model, 3, 3, length_normalise=True)
+    mean = TransformerPolicy(policy.model, 3, response_vocab=3, length_normalise=True)
     assert torch.allclose(mean.log_prob(prompts(), y), policy.log_prob(prompts(), y) / 3, atol=1e-12, rtol=0)
     assert torch.allclose(mean.enumerate(GAME), policy.enumerate(GAME))  # enumeration always sums
 
@@ -169,7 +169,7 @@ def test_every_algorithm_trains_the_transformer(name):
 def test_save_and_load_round_trip(policy, tmp_path):
     policy.save_pretrained(tmp_path)
     # eager attention, as for_game builds it: the loader's default (sdpa) moved float64 log-probs by ~3e-8
-    loaded = TransformerPolicy.from_pretrained(tmp_path, 3, 3, dtype=torch.float64, attn_implementation="eager")
+    loaded = TransformerPolicy.from_pretrained(tmp_path, dtype=torch.float64, attn_implementation="eager")
     y = policy.sample(prompts(), 2, seeded(4))
     x = prompts().repeat_interleave(2)
     assert torch.equal(loaded.log_prob(x, y), policy.log_prob(x, y))
@@ -192,7 +192,7 @@ def test_response_token_outside_the_response_vocabulary(policy):
 
 
 def test_too_long_for_the_position_embeddings(policy):
-    long = TransformerPolicy(policy.model, 3, 63)  # 2 + 63 > max_position_embeddings = 64
+    long = TransformerPolicy(policy.model, 63, response_vocab=3)  # 2 + 63 > max_position_embeddings = 64
     with pytest.raises(ValueError, match="max_position_embeddings=64"):
         long.sample(prompts(1), 1, seeded(0))
     y = Tokens(torch.zeros(1, 1, 63, dtype=torch.long), torch.tensor([[63]]))
