@@ -38,8 +38,9 @@ GAME_LETTERS = string.ascii_lowercase
 def _fast_tokenizer(vocab: dict[str, int], special: dict[str, str], extra_tokens: list[str] = ()):
     """A ``PreTrainedTokenizerFast`` over ``vocab`` that reads one character at a time.
 
-    ``special``: role → token (``"pad_token": "<pad>"``, …), every token already in ``vocab``; ``extra_tokens``: more
-    multi-character vocabulary entries matched whole in text (not special, so decoding keeps them)."""
+    ``special``: role → token (``"pad_token": "<pad>"``, …), every token already in ``vocab``;
+    ``extra_tokens``: more multi-character vocabulary entries matched whole in text (not special, so decoding keeps
+    them)."""
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
