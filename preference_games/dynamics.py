@@ -39,7 +39,7 @@ from .games import PreferenceGame, check_seed
 from .models import FrozenPolicy, TabularLogits
 from .policies import _kl
 from .samplers import Roles, TabularOracle
-from .tabular import TabularFacts, contrastive_table_gradient, facts
+from .tabular import ExactContrastiveGradient, TabularFacts, facts
 from .training import ConfigSGD, TrainingStep, exhaustive_pairs, one_thread, progress_bar, sampled_pairs
 
 MODES = ("exact", "closed-form", "sampled")
@@ -297,20 +297,29 @@ class _Stepper:
         self.train = TrainingStep(algorithm, roles, pairs, optimizer, gradient=self._closed_form_gradient())
 
     def _closed_form_gradient(self):
-        """Exact mode, one sampler, no auxiliary models, a contrastive objective (whose gradient w.r.t. log π has a
-        closed form, :func:`~preference_games.tabular.contrastive_table_gradient`): a function giving (loss, log π
-        table, ∂L/∂log π) for :class:`~preference_games.training.TrainingStep`; else None (autograd on the pairs)."""
-        objective = self.algorithm.objective
+        """Exact mode, one sampler, no auxiliary models, a contrastive objective (whose gradient has a closed form,
+        :class:`~preference_games.tabular.ExactContrastiveGradient`): a function giving (loss, tensor, its gradient)
+        for :class:`~preference_games.training.TrainingStep`; else None (autograd on the pairs). On a
+        :class:`TabularLogits` policy the tensor is the logits themselves, whose gradient is given outright (the
+        fused exact step: no backward pass); on any other enumerable policy it is the log-probability table, and
+        the step backpropagates through the policy's own parameterisation."""
+        objective, policy = self.algorithm.objective, self.roles.policy
         if self.mode != "exact" or self.roles.aux or len(self.algorithm.samplers) != 1:
             return None
         if not isinstance(objective, Contrastive):
             return None
-        sampler = self.algorithm.samplers[0]
+        exact = ExactContrastiveGradient(objective, self.algorithm.samplers[0], self.oracle, policy.dtype,
+                                         policy.device)
+        if isinstance(policy, TabularLogits):
+            def gradient():
+                loss, grad = exact.logit_gradient(self.roles, policy, self.want_loss)
+                return loss, policy.logits, grad
+
+            return gradient
 
         def gradient():
-            table = self.roles.policy.log_prob_table()  # [C, X, Y], with the graph to the parameters
-            loss, grad = contrastive_table_gradient(objective, self.roles, sampler, self.oracle, table.detach(),
-                                                    self.want_loss)
+            table = policy.log_prob_table()  # [C, X, Y], with the graph to the parameters
+            loss, grad = exact.table_gradient(self.roles, table.detach(), self.want_loss)
             return loss, table, grad.to(table.dtype).expand_as(table)
 
         return gradient

@@ -12,8 +12,8 @@ read from its ``params``:
 * ``closed_form(roles, oracle, step) -> [C, X, Y]`` — the paper's exact map π_t ↦ π_{t+1} (OMD/INPO eq. 5,
   Nash-MD, SPPO eq. 60), for ``mode="closed-form"``;
 * ``average_iterate`` — the stated fixed point is that of the uniform average of the iterates (SPPO);
-* :func:`contrastive_table_gradient` — the population loss of a contrastive objective and its gradient w.r.t. log π
-  in closed form, the exact dynamics' fast path.
+* :class:`ExactContrastiveGradient` — the population loss of a contrastive objective and its gradient w.r.t. log π
+  (and w.r.t. the logits of a lookup table) in closed form: the exact dynamics' fused step.
 
 >>> from preference_games.algorithms import make
 >>> from preference_games.games import rps_variant
@@ -35,7 +35,7 @@ from .algorithms import Algorithm
 from .algorithms.base import pick, per_config
 from .algorithms.dap import Contrastive
 from .algorithms.mirror_descent import inverse_step, nash_md_inverse_step
-from .losses import PAIR_LOSS_DERIVATIVES, soft_label
+from .losses import dpo, ipo, slic, soft_label
 
 NUMERICAL = "numerical: the exact dynamics run to stationarity"
 
@@ -197,26 +197,156 @@ _FACTS: dict[str, Callable[[Algorithm], TabularFacts]] = {
 
 
 # ==================================================================================== the closed-form gradient
+def _ipo_slope(p, k):
+    """IPO: d/dh [p (h − 1/2τ)² + (1 − p)(−h − 1/2τ)²] = 2h + (1 − 2p)/τ (linear: one operation a step)."""
+    offset = (1.0 - 2.0 * p) / k
+    return lambda h: torch.add(offset, h, alpha=2.0)
+
+
+def _dpo_slope(p, k):
+    """DPO: d/dh [−p log σ(τh) − (1 − p) log σ(−τh)] = τ(σ(τh) − p), using σ(τh) + σ(−τh) = 1."""
+    return lambda h: k * (torch.sigmoid(k * h) - p)
+
+
+def _slic_slope(p, k):
+    """SLiC: d/dh [p max(0, 1 − τh) + (1 − p) max(0, 1 + τh)] = τ(1 − p)·[τh > −1] − τp·[τh < 1], with the
+    derivative 0 at a kink (torch's convention for relu, which the autograd path follows)."""
+    up, down = k * (1.0 - p), k * p
+    return lambda h: up * (k * h > -1.0) - down * (k * h < 1.0)
+
+
+#: For each pair loss ℓ of :data:`~preference_games.losses.PAIR_LOSSES`, ``slope(p, τ)`` gives h ↦ s(h), the
+#: derivative of the soft-label loss p ℓ(h) + (1 − p) ℓ(−h) (IPO-MD Algorithm 2) in closed form, its constants
+#: computed once. tests/test_fused_step.py checks each against autograd.
+SOFT_LABEL_SLOPES = {ipo: _ipo_slope, dpo: _dpo_slope, slic: _slic_slope}
+
+
+def _actions_first(table: torch.Tensor) -> torch.Tensor:
+    """[C, X, Y] → [Y, C, X] (a view)."""
+    return table.permute(2, 0, 1)
+
+
+class ExactContrastiveGradient:
+    """The population loss of a contrastive objective and its exact gradient, in closed form, on an enumerable
+    policy: what autograd through every pair (:meth:`~preference_games.samplers.PairSampler.exhaustive`) computes,
+    in a dozen tensor operations (benchmarks/bench_dynamics.py).
+
+    With r = log π − log a (a: the objective's anchor, π_ref by default), h(y, y') = r(y) − r(y'), the pair weight
+    W(x, y, y') = d0(x) μ1(y|x) μ2(y'|x) of the sampler's two sources and the soft-label loss
+    L = Σ W [p ℓ(h) + (1 − p) ℓ(−h)] with p = P(y ≻ y'|x):
+
+        ∂L/∂log π(y) = Σ_{y'} G(y, y') − Σ_{y'} G(y', y),   G = W·s(h),   s(h) = p ℓ'(h) − (1 − p) ℓ'(−h),
+
+    with s in closed form per loss (:data:`SOFT_LABEL_SLOPES`). The pairs' weights are held fixed: the sampler's
+    sources sit under a stop-gradient (IPO-MD Algorithm 2 and eq. 11), so only log π inside h carries gradient.
+
+    For the free logits θ of a :class:`~preference_games.models.TabularLogits` (π = softmax θ on the support) the
+    chain rule through the softmax gives ∂L/∂θ = g − π Σ_y g for g = ∂L/∂log π; Σ_y g(y) is Σ_{y,y'} G(y, y') −
+    Σ_{y,y'} G(y', y) = 0 identically, so ∂L/∂θ = g (:meth:`logit_gradient`): no backward pass at all.
+
+    Built once per run (P, the pair weights and the slope's constants are prepared here). Internally every table is
+    held actions first, [Y, C, X] (pairs [Y, Y', C, X]): each reduction over actions then runs along the outermost
+    axis, vectorised across configurations and prompts, where a reduction over a last axis of 3 actions costs 3–5×
+    as much at C = 256 (measured: log-softmax, sums).
+    """
+
+    def __init__(self, objective: Contrastive, sampler, oracle, dtype=torch.float64, device=None):
+        if objective.pair_loss not in SOFT_LABEL_SLOPES:
+            raise ValueError(f"no closed-form slope for the pair loss {objective.pair_loss.__name__!r}")
+        self.objective, self.sampler, self.oracle = objective, sampler, oracle
+        to = dict(dtype=dtype, device=device)
+        k = objective.coefficient.to(**to)  # a scalar or [C, 1]
+        self.k = k.reshape(1, 1, -1, 1) if k.dim() else k  # against [Y, Y', C, X]
+        self.P = oracle.P.to(**to).permute(2, 3, 0, 1).contiguous()  # [Y, Y', G, X]
+        self.slope = SOFT_LABEL_SLOPES[objective.pair_loss](self.P, self.k)
+        # The pair weight d0(x)·[y, y' ∈ Supp(π_ref)]: a grid [Y, Y', G, X] only when the support is partial; with a
+        # full one, W = (d0 μ1) μ2 (the same products in the same order), and d0 ≡ 1 (one prompt) is left out.
+        self.weight = self.d0 = self.support = None
+        if oracle.full_support:
+            d0 = oracle.prompt_probs.to(**to)  # [X] or [G, X]
+            self.d0 = None if bool((d0 == 1).all()) else d0.reshape(1, -1, d0.shape[-1])  # against [Y, C, X]
+        else:
+            weight = oracle.pair_prompt_weight.to(**to)  # [X, Y, Y] or [G, X, Y, Y]
+            self.weight = (weight if weight.dim() == 4 else weight[None]).permute(2, 3, 0, 1).contiguous()
+            # off Supp(π_ref) r is −inf − (−inf): set to 0 there; those pairs weigh 0 anyway
+            self.support = _actions_first(oracle.support[None].to(device))  # [Y, 1, X]
+        beta = sampler.beta  # a constant mixture weight is prepared once; a schedule (a callable) every step
+        self.beta = None if beta is None or callable(beta) else self._per_config(beta.to(**to))
+        self.keep = None if self.beta is None else 1 - self.beta  # the current policy's weight 1 − β
+        self._other = None  # (the mixture's other table, β·it, whether it is finite), while that table is current
+
+    @staticmethod
+    def _per_config(value: torch.Tensor) -> torch.Tensor:
+        """A float or [C] mixture weight against [Y, C, X] (as :func:`~preference_games.models.geometric_mixture`)."""
+        return value.reshape(()) if value.numel() == 1 else value.reshape(1, -1, 1)
+
+    def _source(self, roles, name: str, log_pi: torch.Tensor, finite: bool) -> torch.Tensor:
+        """The log-table [Y, C, X] of a pair source. The policy and its geometric mixtures (IPO-MD §5.1) are built
+        from ``log_pi`` (``finite``: it has no −inf), as :class:`~preference_games.samplers.PairSampler` builds
+        them from the policy's table; every other source is a frozen table the sampler already holds."""
+        if name not in ("policy", "mixture", "data-mixture"):
+            return _actions_first(self.sampler.source(roles, name).log_prob_table())
+        if name == "policy":
+            return log_pi
+        if roles.data is None and name == "data-mixture":
+            self.sampler.source(roles, name)  # raises the sampler's own error
+        table = (roles.ref if name == "mixture" else roles.data).log_prob_table()
+        if self.beta is None:  # a schedule: β changes from step to step
+            beta = self._per_config(torch.as_tensor(self.sampler.beta(roles), dtype=log_pi.dtype,
+                                                    device=log_pi.device))
+            mixed, finite = (1 - beta) * log_pi + beta * _actions_first(table), False
+        else:
+            if self._other is None or self._other[0] is not table:
+                other = _actions_first(table)
+                self._other = (table, self.beta * other, bool(torch.isfinite(other).all()))
+            mixed = torch.addcmul(self._other[1], self.keep, log_pi)  # β·other + (1 − β)·log π
+            finite = finite and self._other[2]
+        if not finite:
+            # as models.geometric_mixture: (1 − β)·(−inf) + β·(−inf) is NaN where a weight is 0, and −inf either
+            # way means outside one of the supports, so NaN → −inf gives the intersection of the supports
+            mixed = torch.nan_to_num(mixed, nan=-torch.inf)
+        return torch.log_softmax(mixed, dim=0)
+
+    def _gradient(self, roles, log_pi: torch.Tensor, finite: bool, with_loss: bool):
+        """(loss [C] or None, ∂L/∂log π [Y, C, X]) at ``log_pi`` [Y, C, X] (detached; ``finite``: no −inf)."""
+        sampler = self.sampler
+        mu1 = self._source(roles, sampler.first, log_pi, finite).exp()  # [Y, C, X]
+        mu2 = mu1 if sampler.second == sampler.first else self._source(roles, sampler.second, log_pi, finite).exp()
+        r = log_pi - _actions_first(self.objective.anchor(roles).log_prob_table())  # [Y, C, X]
+        if self.support is not None:
+            r = torch.where(self.support, r, 0.0)
+        h = r[:, None] - r[None, :]  # [Y, Y', C, X]
+        if self.weight is None:
+            W = (mu1 if self.d0 is None else self.d0 * mu1)[:, None] * mu2[None, :]  # d0(x) μ1(y|x) μ2(y'|x)
+        else:
+            W = self.weight * mu1[:, None] * mu2[None, :]
+        G = W * self.slope(h)  # ∂L/∂h per pair
+        loss = None
+        if with_loss:
+            loss = (W * soft_label(self.objective.pair_loss, h, self.P, tau=self.k)).sum((0, 1, 3))
+        return loss, (G - G.transpose(0, 1)).sum(1)  # Σ_{y'} G(y, y') − Σ_{y'} G(y', y)
+
+    def table_gradient(self, roles, log_pi: torch.Tensor, with_loss: bool = True):
+        """(population loss [C] or None, ∂L/∂log π [C, X, Y]) at log-probabilities ``log_pi`` [C, X, Y], for any
+        enumerable policy (the caller backpropagates it through its own parameterisation)."""
+        loss, grad = self._gradient(roles, _actions_first(log_pi.detach()), False, with_loss)
+        return loss, grad.permute(1, 2, 0)
+
+    def logit_gradient(self, roles, policy, with_loss: bool = True):
+        """(population loss [C] or None, ∂L/∂θ [C, X, Y]) for a
+        :class:`~preference_games.models.TabularLogits` policy's logits θ: equal to ∂L/∂log π (class docstring)."""
+        logits, finite = _actions_first(policy.logits.detach()), policy._full_support  # [Y, C, X]
+        if not finite:  # as TabularLogits.log_prob_table: −inf outside the policy's support
+            logits = torch.where(_actions_first(policy.support), logits, -torch.inf)
+        loss, grad = self._gradient(roles, torch.log_softmax(logits, dim=0), finite, with_loss)
+        return loss, grad.permute(1, 2, 0)
+
+
 def contrastive_table_gradient(objective: Contrastive, roles, sampler, oracle, log_pi: torch.Tensor,
                                with_loss: bool = True):
     """(population loss [C] or None, ∂L/∂log π [C, X, Y]) of a contrastive objective at the policy whose
-    log-probabilities are ``log_pi``: with r = log π − log a and W(x, y, y') = d0(x) μ1(y|x) μ2(y'|x),
-
-        ∂L/∂r(y) = Σ_{y'} W(y, y') s'(h(y, y')) − Σ_{y'} W(y', y) s'(h(y', y)),   s'(h) = p ℓ'(h) − (1 − p) ℓ'(−h),
-
-    about twenty tensor operations a step instead of an autograd graph over gathered pairs (benchmarks/
-    bench_dynamics.py); tests/test_algorithms.py checks it against autograd on the generic path.
+    log-probabilities are ``log_pi``: :meth:`ExactContrastiveGradient.table_gradient`, built for one call.
+    tests/test_algorithms.py and tests/test_fused_step.py check it against autograd on the generic path.
     """
-    first, second = sampler.sources(roles)
-    mu1, mu2 = first.log_prob_table().exp(), second.log_prob_table().exp()  # [C, X, Y]
-    r = log_pi - objective.anchor(roles).log_prob_table()  # [C, X, Y]
-    if not oracle.full_support:
-        r = torch.where(oracle.support, r, 0.0)  # −inf − (−inf) off the support; those pairs weigh 0 anyway
-    h = r[..., :, None] - r[..., None, :]  # [C, X, Y, Y]
-    W = oracle.pair_prompt_weight * mu1[..., :, None] * mu2[..., None, :]  # d0(x) μ1(y|x) μ2(y'|x)
-    k = objective.coefficient.reshape(-1, 1, 1, 1) if objective.coefficient.dim() else objective.coefficient
-    p = oracle.P  # [G, X, Y, Y]
-    derivative = PAIR_LOSS_DERIVATIVES[objective.pair_loss]
-    G = W * (p * derivative(h, k) - (1.0 - p) * derivative(-h, k))  # ∂L/∂h per pair
-    loss = (W * soft_label(objective.pair_loss, h, p, tau=k)).sum((-3, -2, -1)) if with_loss else None
-    return loss, (G - G.transpose(-1, -2)).sum(-1)  # Σ_{y'} G(y, y') − Σ_{y'} G(y', y)
+    exact = ExactContrastiveGradient(objective, sampler, oracle, log_pi.dtype, log_pi.device)
+    return exact.table_gradient(roles, log_pi, with_loss)

@@ -169,7 +169,8 @@ class TrainingStep:
     summed over them, so each gets its own gradient); the gradient norm clipped to ``clip`` (per the whole model:
     only meaningful for one configuration); then the update. Returns the objective [C] (the mean over micro-batches,
     detached). ``gradient``, when given, replaces the first two stages: a function returning (loss [C] or None, a
-    tensor to call ``backward`` on, its gradient) — the exact dynamics' closed-form table gradient.
+    tensor to call ``backward`` on, its gradient) — the exact dynamics' closed-form table gradient; when that tensor
+    is a parameter itself (a leaf), its gradient is set directly.
     """
 
     def __init__(self, algorithm, roles, pairs: Callable, optimizer, *, accumulate: int = 1, clip: float | None = None,
@@ -188,7 +189,10 @@ class TrainingStep:
             p.grad = None
         if self.gradient is not None:
             loss, tensor, grad = self.gradient()
-            tensor.backward(grad)  # the chain rule from log π to the parameters, whatever the policy class
+            if tensor.is_leaf:  # a parameter's own gradient: set it (a backward pass would only copy it, ~40 µs)
+                tensor.grad = grad
+            else:
+                tensor.backward(grad)  # the chain rule from log π to the parameters, whatever the policy class
         else:
             total = 0.0
             for _ in range(self.accumulate):
