@@ -31,6 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.linalg import lapack
 from scipy.optimize import linprog
 from scipy.sparse.linalg import LinearOperator, gmres
 
@@ -140,7 +141,9 @@ class Equilibrium:
     """A solved game: the policy and its own certificate.
 
     ``duality_gap`` is DualGap_τ of ``policy`` in expectation over prompts and ``gaps`` per prompt [X]; both are
-    recomputed from the returned policy, never taken from the solver's internal state.
+    recomputed from the returned policy, never taken from the solver's internal state. ``iterations`` and ``matvecs``
+    count every Newton step and product with S the solve took, a failed cold start and a τ-path included;
+    ``method`` says how the solve started ("cold start", or the τ-path it warm-started along).
     """
 
     policy: TabularPolicy
@@ -149,6 +152,7 @@ class Equilibrium:
     gaps: np.ndarray
     iterations: int
     matvecs: int
+    method: str = "cold start"
 
 
 #: Up to this many actions the Newton system is factorised densely, batched over prompts. Above it each prompt
@@ -164,9 +168,8 @@ GMRES_BUDGET_DIVISOR = 20
 #: identity (D_π 1 = 0, so S D_π is singular), and the identity drowns in rounding once ‖S D_π‖/τ nears
 #: 1/ε ≈ 4.5e15: numpy then reports a "singular matrix" at about τ = 1e-16 (measured on the built-in games), and
 #: below 1e-200 the iterates overflow. Warm-started τ-paths on seeded random 8-action games still certify at 1e-12
-#: and fail between 1e-15 and 3e-13, so 1e-12 is the smallest τ at which the solver is known to work (cold starts
-#: at small τ can still fail: they raise SolverError, and tau_path is the remedy). For τ → 0, nash_lp solves the
-#: limit exactly.
+#: and fail between 1e-15 and 3e-13, so 1e-12 is the smallest τ at which the solver is known to work. For τ → 0,
+#: nash_lp solves the limit exactly.
 MIN_TAU = 1e-12
 
 #: Besides the gap, regularized_nash requires every logit to satisfy the fixed-point equation within
@@ -176,6 +179,15 @@ MIN_TAU = 1e-12
 #: O(1). The scale follows the rounding floor of the residual, ~1e-16·max|Sπ|/τ ≈ 1e-16·max|log π|, which at
 #: τ = 1e-7 is already 1e-9.
 LOGIT_TOL = 1e-10
+
+#: A cold start (from π_ref) that has not certified after this many Newton steps is abandoned for a warm start along
+#: a τ-path. From π_ref, damped Newton needs O(max|S|/τ) steps at small τ (≈ 30 at τ = 1e-3 and none converged in
+#: 200 at τ = 1e-4 on random 100-action games), while each point of a τ-path falling by AUTO_PATH_RATIO is reached
+#: in a handful; the budget is enough for every cold start that converges at τ ≥ 1e-3 on those games.
+COLD_START_ITER = 40
+#: The automatic τ-path runs from τ₀ = max|S| (where the game is a small perturbation of π_ref and Newton converges
+#: in a few steps) down to τ, each point AUTO_PATH_RATIO times smaller than the previous one.
+AUTO_PATH_RATIO = 4.0
 
 
 def regularized_nash(
@@ -190,8 +202,11 @@ def regularized_nash(
 
     Solved by damped Newton (module docstring) until, on every prompt, the duality gap of the returned policy is at
     most ``tol`` and every logit solves the fixed-point equation to ``LOGIT_TOL`` relative precision (so tiny
-    probabilities are right too); raises :class:`SolverError` if that does not happen within ``max_iter``
-    Newton steps. ``init`` (a policy with full support on Supp(π_ref)) warm-starts the solve; :func:`tau_path` uses it.
+    probabilities are right too). ``init`` (a policy with full support on Supp(π_ref)) warm-starts the solve, which
+    then gets ``max_iter`` Newton steps. Without ``init`` the solve starts cold from π_ref; at small τ that start is
+    far outside Newton's fast region, so when it has not certified within ``COLD_START_ITER`` steps the solver
+    warm-starts along a τ-path from max|S| down to τ (each point ``AUTO_PATH_RATIO`` smaller, ``max_iter`` steps
+    each) and says so in ``method``. It raises :class:`SolverError` only if that fails too.
 
     What the certificate proves: for every π, DualGap_τ(π) ≥ J(π*, π) − J(π, π*) = 2τ KL(π‖π*) (expand both J with
     log π* = log π_ref + Sπ*/τ − log Z; ``docs/engine.md``), so the returned π satisfies
@@ -209,13 +224,47 @@ def regularized_nash(
         raise ValueError(f"tol must be positive; got {tol}")
     if isinstance(max_iter, (bool, np.bool_)) or not isinstance(max_iter, (int, np.integer)) or max_iter < 0:
         raise ValueError(f"max_iter must be a non-negative integer; got {max_iter!r}")
-    newton = _Newton(game, tau)
-    if init is None:
-        z = np.where(game.support, game.ref.log_probs, -np.inf)
-    else:
+    if init is not None:
         z = game.policy(init).log_probs
         if np.any(game.support & (z == -np.inf)):
             raise ValueError("init must put positive mass on every action in the support of π_ref")
+        return _newton_solve(game, tau, z, tol, max_iter, "warm start (init)")
+    cold = np.where(game.support, game.ref.log_probs, -np.inf)
+    try:
+        return _newton_solve(game, tau, cold, tol, min(max_iter, COLD_START_ITER), "cold start")
+    except _NotConverged as failure:
+        if max_iter <= COLD_START_ITER:
+            raise SolverError(str(failure)) from None
+        spent = failure.counts
+    # The cold start failed: walk down a τ-path, each point warm-started from the previous one.
+    scale = float(np.abs(game.S).max())
+    grid = [scale / AUTO_PATH_RATIO**j for j in range(int(np.ceil(np.log(scale / tau) / np.log(AUTO_PATH_RATIO))))]
+    grid = [t for t in grid if t > tau] + [tau]
+    z, iterations, matvecs = cold, spent[0], spent[1]
+    for point in grid:
+        try:
+            eq = _newton_solve(game, point, z, tol, max_iter, "")
+        except _NotConverged as failure:
+            raise SolverError(f"{failure} (on the automatic tau-path from {grid[0]:.3g}, after a failed cold "
+                              "start)") from None
+        z, iterations, matvecs = eq.policy.log_probs, iterations + eq.iterations, matvecs + eq.matvecs
+    method = (f"tau-path warm start: the cold start did not certify in {COLD_START_ITER} Newton steps, so "
+              f"{len(grid)} points from tau = {grid[0]:.3g} down by {AUTO_PATH_RATIO:g}x")
+    return Equilibrium(eq.policy, tau, eq.duality_gap, eq.gaps, iterations, matvecs, method)
+
+
+class _NotConverged(SolverError):
+    """A Newton solve ran out of steps; ``counts`` = (Newton steps, products with S) it spent."""
+
+    def __init__(self, message: str, counts: tuple[int, int]):
+        super().__init__(message)
+        self.counts = counts
+
+
+def _newton_solve(game: PreferenceGame, tau: float, z: np.ndarray, tol: float, max_iter: int,
+                  method: str) -> Equilibrium:
+    """Damped Newton from the normalised logits z [X, Y] (−inf off the support); see :func:`regularized_nash`."""
+    newton = _Newton(game, tau)
     R, gaps = newton.evaluate(z)
     for iteration in range(max_iter + 1):
         logit_scale = np.maximum(1.0, np.abs(np.where(game.support, z, 0.0)).max(axis=-1))  # [X]
@@ -223,13 +272,14 @@ def regularized_nash(
         if not pending.any():
             policy = TabularPolicy(z)
             gaps = gaps_from_log_probs(game, policy.log_probs, tau)  # the certificate of what is returned, recomputed
-            return Equilibrium(policy, tau, game.expected(gaps), gaps, iteration, newton.matvecs)
+            return Equilibrium(policy, tau, game.expected(gaps), gaps, iteration, newton.matvecs, method)
         if iteration < max_iter:
             z, R, gaps = newton.step(z, R, active=pending)
-    raise SolverError(
+    raise _NotConverged(
         f"regularized_nash did not converge at tau={tau:g} in {max_iter} Newton steps (worst duality gap "
-        f"{gaps.max():.3g}, target {tol:g}; worst relative logit residual {(np.abs(R).max(-1) / logit_scale).max():.3g}, target {LOGIT_TOL:g}); "
-        "try a tau-path warm start (tau_path) or a larger max_iter"
+        f"{gaps.max():.3g}, target {tol:g}; worst relative logit residual "
+        f"{(np.abs(R).max(-1) / logit_scale).max():.3g}, target {LOGIT_TOL:g}); try a larger max_iter",
+        (max_iter, newton.matvecs),
     )
 
 
@@ -384,7 +434,9 @@ class LPEquilibrium:
 
     ``value`` is the game value per prompt (½: the game is symmetric); ``duality_gap`` the d0-expected
     DualGap_0 of ``policy``; ``unique`` per prompt whether the equilibrium set is a single point (see
-    :func:`nash_lp`); ``selection`` how a point was chosen where it is not.
+    :func:`nash_lp`); ``selection`` the selection asked for where it is not. ``method`` says per prompt how the
+    equilibrium was found and which point was returned; ``fallback`` [X] flags the prompts where the first route
+    failed and another one answered (``method`` says which and why).
     """
 
     policy: TabularPolicy
@@ -393,35 +445,58 @@ class LPEquilibrium:
     gaps: np.ndarray
     unique: np.ndarray
     selection: str
+    method: tuple[str, ...] = ()
+    fallback: np.ndarray | None = None
 
 
-#: Largest DualGap_0 a returned τ = 0 equilibrium may have. HiGHS works to ~1e-7 feasibility; the support-polishing
-#: step usually brings the gap to rounding level, and the certificate is returned either way.
+#: Largest relative exploitability max_y (Sπ)(y) / max|S| of a returned τ = 0 equilibrium, i.e. DualGap_0 ≤
+#: 2·tol·max|S| per prompt. Relative, because the equilibrium set of S and of c·S is the same for every c > 0:
+#: an absolute bound would accept any policy of a nearly tied game (|S| ≤ 1e-10) and nothing else would change.
+#: The exact solve on the support usually leaves it at rounding level (1e-16).
 LP_GAP_TOL = 1e-9
 
 SELECTIONS = ("max-entropy", "vertex")
+
+#: Up to this many actions (on Supp π_ref) HiGHS solves the whole game; above it, the τ-path finds the support.
+LP_DIRECT_MAX_ACTIONS = 200
+
+#: Rank tolerance of the face matrix [S_TT; 1ᵀ] (singular values ≤ RANK_RTOL·σ_max count as zero), for S scaled
+#: to max|S| ∈ [¼, ½). An exactly dependent face (duplicated actions, blocks of ties) leaves singular values at
+#: rounding level, ~1e-16·√k; a generic one has σ_min ~ 1/k or more. The line between them is drawn far from both.
+RANK_RTOL = 1e-10
 
 
 def nash_lp(game: PreferenceGame, *, selection: str = "max-entropy", tol: float = LP_GAP_TOL) -> LPEquilibrium:
     """A Nash equilibrium of the unregularised game (τ = 0) per prompt, restricted to Supp(π_ref), with its certificate.
 
     The symmetric game with skew payoff S has value ½ (in P), and π is an equilibrium iff Sπ ≤ 0 on the support: a
-    linear feasibility problem. Games with at most ``LP_DIRECT_MAX_ACTIONS`` actions go to scipy's HiGHS whole.
-    Larger ones are solved only on their support, found from the τ-path: as τ → 0 the regularised equilibrium keeps
-    mass on the support of the limit equilibrium and loses it elsewhere like exp(−margin/τ), so along a warm-started
-    path τ = 10⁻², 10⁻²/3, … we guess T = {π_τ/π_ref ≥ 10⁻⁴}, solve S_TT x = 0, 1ᵀx = 1 exactly and stop as soon as
-    x > 0 and Sx ≤ tol/2 everywhere. If the path never certifies (degenerate games), a double oracle over HiGHS
-    finishes: solve the LP on the candidate actions, add every action that beats the result, repeat. The returned
-    policy satisfies DualGap_0 ≤ ``tol``, else :class:`SolverError`.
+    linear feasibility problem whose solution set E is a polytope. Everything below works on S scaled by a power of
+    two to max|S| ∈ [¼, ½) (exact), so every tolerance is relative to the game's own scale and the answer for c·S is
+    the answer for S.
 
-    Uniqueness: if π's support T equals its set of best responses B = {y : (Sπ)(y) = 0} and S_TT has a
-    one-dimensional kernel, π is the only equilibrium (any other π' has Supp π' ⊆ B and S_TT π'_T = 0). Otherwise
-    two LPs over the equilibrium set, maximising and minimising a random linear function, decide (a difference
-    proves non-uniqueness; equality means a single point with probability one).
+    1. *A strictly complementary equilibrium* z: for every action y, z_y > 0 or (Sz)(y) < 0. One exists (the midpoint
+       of two equilibria is one, and for a pair x, x' of equilibria x'ᵀSx = 0 forces (Sx)(y) = 0 on Supp x'), and its
+       support T is the largest support in E while E ⊆ {x : x off T = 0, S_TT x_T = 0, 1ᵀx = 1}, the affine hull of
+       E. Games of at most ``LP_DIRECT_MAX_ACTIONS`` actions get z from HiGHS on the LP min 1ᵀw s.t. w ≥ 0, Sw ≤ 0,
+       w − Sw ≥ 1 (feasible by the existence argument; complementarity w_y (Sw)(y) = 0 makes one of the two ≥ 1 and
+       the other 0 for every y, a margin of 1 against HiGHS's 1e-7 tolerances). Larger games guess T along a
+       warm-started τ-path (as τ → 0 the regularised equilibrium keeps mass on the support of the limit and loses
+       it elsewhere like exp(−margin/τ)) and solve S_TT x_T = v·1, 1ᵀx_T = 1 exactly, exchanging actions until x is
+       strictly complementary; if that fails they fall back to the LP above and say so in ``method``.
+    2. *Polish*: z is projected onto the affine hull (least squares on [S_TT; 1ᵀ]), which puts the certificate at
+       rounding level, and its strict complementarity is checked again.
+    3. *Uniqueness* (``unique``): E is a point iff [S_TT; 1ᵀ] has full column rank (``RANK_RTOL``, scale-free):
+       z lies in the relative interior of E, so dim E is that matrix's nullity.
+    4. *Selection* where E is not a point: ``"max-entropy"`` (default) returns argmin KL(π‖π_ref) over E, the limit
+       of the regularised equilibrium as τ → 0 (Tikhonov regularisation of a monotone problem selects the
+       regulariser's minimiser over the solution set). It is computed by an active-set Newton method on the affine
+       hull, with the constraints (Sx)(y) ≤ 0 of the actions outside T, and certified by first-order optimality on
+       the face: the gradient log(x/π_ref) is balanced by non-negative multipliers of the active constraints, to
+       1e-9 relative. ``"vertex"`` returns a basic solution of E found by HiGHS's simplex. Where a selection fails
+       its check, the strictly complementary z is returned and ``method``/``fallback`` say so.
 
-    ``selection`` when the set is not a single point: ``"max-entropy"`` (default) returns argmin KL(π‖π_ref) over the
-    equilibrium set, which is the limit of the regularised equilibrium as τ → 0 (Tikhonov regularisation of a monotone
-    problem selects the regulariser's minimiser); ``"vertex"`` returns the basic solution HiGHS found.
+    The returned policy satisfies DualGap_0 ≤ 2·``tol``·max|S| per prompt (it raises :class:`SolverError` only if
+    even HiGHS on the whole game cannot reach that).
 
     >>> from preference_games.games import biased_rps
     >>> eq = nash_lp(biased_rps(1, 2, 3))
@@ -430,42 +505,141 @@ def nash_lp(game: PreferenceGame, *, selection: str = "max-entropy", tol: float 
     """
     if selection not in SELECTIONS:
         raise ValueError(f"selection must be one of {SELECTIONS}; got {selection!r}")
-    if not tol > 0:
+    if isinstance(tol, (bool, np.bool_)) or not tol > 0:
         raise ValueError(f"tol must be positive; got {tol}")
     probs = np.zeros((game.num_prompts, game.num_actions))
     unique = np.zeros(game.num_prompts, dtype=bool)
+    fallback = np.zeros(game.num_prompts, dtype=bool)
+    methods, scales = [], np.zeros(game.num_prompts)
     for x in range(game.num_prompts):
         support = np.flatnonzero(game.support[x])
-        S = game.S[x][np.ix_(support, support)]
-        ref = game.ref.probs[x, support]
-        if len(support) <= LP_DIRECT_MAX_ACTIONS:
-            pi = _double_oracle(S, np.ones(len(support), dtype=bool), tol)
-        else:
-            pi = _support_from_tau_path(S, ref, tol)
-        unique[x] = _is_unique(S, pi)
-        if not unique[x] and selection == "max-entropy":
-            pi = _max_entropy(S, pi, ref)
+        S = game.S[x] if len(support) == game.num_actions else game.S[x][np.ix_(support, support)]
+        scales[x] = np.abs(S).max()
+        pi, unique[x], method, fallback[x] = _nash_prompt(S, game.ref.probs[x, support], selection, tol)
         probs[x, support] = pi
+        methods.append(method)
     policy = TabularPolicy.from_probs(probs)
     gaps = gaps_from_log_probs(game, policy.log_probs, 0.0)
-    if np.any(gaps > tol):
-        raise SolverError(f"nash_lp: certificate failed (worst DualGap_0 {gaps.max():.3g} > {tol:g})")
-    return LPEquilibrium(policy, np.full(game.num_prompts, 0.5), game.expected(gaps), gaps, unique, selection)
+    if np.any(gaps > 2 * tol * scales):
+        worst = int(np.argmax(gaps / np.maximum(scales, np.finfo(float).tiny)))
+        raise SolverError(f"nash_lp: certificate failed on prompt {worst} (DualGap_0 {gaps[worst]:.3g} > "
+                          f"2·tol·max|S| = {2 * tol * scales[worst]:.3g}; {methods[worst]})")
+    return LPEquilibrium(policy, np.full(game.num_prompts, 0.5), game.expected(gaps), gaps, unique, selection,
+                         tuple(methods), fallback)
 
 
-#: Up to this many actions HiGHS solves the whole game in well under a second; above it, the τ-path finds the support.
-LP_DIRECT_MAX_ACTIONS = 200
+def _nash_prompt(S: np.ndarray, ref: np.ndarray, selection: str, tol: float):
+    """(π, unique, method, fallback) for one prompt's game S [k, k] on Supp π_ref (``ref`` [k] > 0); see nash_lp."""
+    k = len(S)
+    if k == 1:
+        return np.ones(1), True, "one action", False
+    if not S.any():  # every policy is an equilibrium
+        pi = ref.copy() if selection == "max-entropy" else np.eye(k)[0]
+        return pi, False, f"S = 0: every policy is an equilibrium; {selection} selection", False
+    S = _normalised_skew(S)
+    notes, fallback, found = [], False, None
+    if k > LP_DIRECT_MAX_ACTIONS:
+        found = _support_from_tau_path(S, ref)
+        route = "support from the tau-path, exact solve on it"
+        if found is None:
+            notes.append("the tau-path did not identify the support")
+            fallback = True
+    if found is None:
+        found = _complementary_lp(S)
+        route = "HiGHS (strictly complementary LP), exact solve on its support"
+    if found is None:
+        # Unreached on every game we have tried: HiGHS's answer had no clear complementarity margin.
+        x = _lp_on(S)
+        T = x > 0
+        face = _Face(S, T)
+        x[T] = face.project(x[T])
+        unique = face.dim == 0 and np.array_equal(T, S @ x > -_rounding(S))
+        note = "HiGHS on the whole game (no strictly complementary solution found); uniqueness from its support"
+        return np.clip(x, 0, None) / np.clip(x, 0, None).sum(), unique, note, True
+    x, T, face = found
+    if face.dim == 0:
+        return x, True, f"{route}; unique" + "".join(f"; {n}" for n in notes), fallback
+    selected = _max_entropy(S, x, T, face.Z, ref) if selection == "max-entropy" else _vertex(S, T, x)
+    if isinstance(selected, str):
+        notes.append(f"{selection} selection failed ({selected}): returned the relative-interior equilibrium")
+        fallback, selected = True, x
+    else:
+        notes.insert(0, f"{selection} selection")
+    return selected, False, f"{route}; not unique (dim {face.dim})" + "".join(f"; {n}" for n in notes), fallback
+
+
+def _normalised_skew(S: np.ndarray) -> np.ndarray:
+    """S·2^−e with max|S·2^−e| ∈ [¼, ½): exact (a power of two), so ½ + it is a valid game and every tolerance
+    applied to it is relative to the scale of S."""
+    return np.ldexp(S, -(int(np.frexp(np.abs(S).max())[1]) + 1))
+
+
+def _rounding(S: np.ndarray) -> float:
+    """A bound well above the rounding error of (Sx)(y) for x on the simplex (max|S| < ½): k·ε·max|S| ≤ k·ε/2,
+    the worst case of a k-term dot product, where the typical error is √k·ε·max|S|."""
+    return len(S) * np.finfo(np.float64).eps * np.abs(S).max()
+
+
+class _Face:
+    """The affine hull {x_T : S_TT x_T = 0, 1ᵀx_T = 1} of the equilibrium set, from the SVD of A = [S_TT; 1ᵀ].
+
+    ``dim`` is the nullity of A (``RANK_RTOL``), ``Z`` [|T|, dim] an orthonormal basis of its kernel.
+    """
+
+    def __init__(self, S: np.ndarray, T: np.ndarray):
+        idx = np.flatnonzero(T)
+        self.A = np.vstack([S[np.ix_(idx, idx)], np.ones((1, len(idx)))])  # [t + 1, t]
+        self.b = np.r_[np.zeros(len(idx)), 1.0]
+        self.U, self.sigma, Vt = np.linalg.svd(self.A, full_matrices=False)
+        self.rank = int(np.sum(self.sigma > RANK_RTOL * self.sigma[0]))
+        self.V = Vt[: self.rank].T
+        self.Z = Vt[self.rank :].T
+        self.dim = len(idx) - self.rank
+
+    def project(self, x_T: np.ndarray) -> np.ndarray:
+        """The point of the hull nearest x_T (least squares on the numerically non-zero singular values)."""
+        r = self.rank
+        return x_T - self.V @ ((self.U[:, :r].T @ (self.A @ x_T - self.b)) / self.sigma[:r])
+
+
+def _strictly_complementary(S: np.ndarray, x: np.ndarray, T: np.ndarray) -> bool:
+    """x > 0 on T, 0 off it, and Sx < 0 off T beyond rounding: every action is played or strictly beaten."""
+    return bool(np.all(x[T] > 0) and np.all(x[~T] == 0) and np.all((S @ x)[~T] < -_rounding(S)))
+
+
+def _complementary_lp(S: np.ndarray):
+    """(x, T, face) for a strictly complementary equilibrium of S by HiGHS (see nash_lp, step 1), or None."""
+    k = len(S)
+    result = linprog(
+        c=np.ones(k),
+        A_ub=np.vstack([S, S - np.eye(k)]),  # Sw ≤ 0 and w − Sw ≥ 1
+        b_ub=np.r_[np.zeros(k), -np.ones(k)],
+        bounds=(0, None),
+        method="highs",
+    )
+    if result.status != 0:
+        return None
+    w = result.x
+    slack = -(S @ w)
+    T = w > slack
+    # Complementarity leaves one of w_y, −(Sw)(y) at 0 and the other ≥ 1: demand a clear margin on the LP's scale.
+    if not np.all(np.minimum(w, slack) < 0.25) or not np.all(np.maximum(w, slack) > 0.75):
+        return None
+    face = _Face(S, T)
+    x = np.zeros(k)
+    x[T] = face.project(w[T] / w.sum())
+    return (x, T, face) if _strictly_complementary(S, x, T) else None
 
 
 #: The τ grid along which nash_lp looks for the support of large games.
 _LP_PATH_TAUS = 1e-2 * 3.0 ** -np.arange(15)  # down to ~2e-9
 
 
-def _support_from_tau_path(S: np.ndarray, ref: np.ndarray, tol: float) -> np.ndarray:
-    """An equilibrium of the sub-game S found by support identification along a τ-path (see :func:`nash_lp`)."""
+def _support_from_tau_path(S: np.ndarray, ref: np.ndarray):
+    """(x, T, face) for a strictly complementary equilibrium found by support identification along a τ-path (see
+    :func:`nash_lp`), or None. S is normalised (max|S| < ½), so ½ + S is a valid game."""
     sub_game = PreferenceGame(0.5 + S[None], ref[None])
     log_ref = np.log(ref)
-    candidates = np.ones(len(S), dtype=bool)
     policy, previous_tau = None, None
     for tau in _LP_PATH_TAUS:
         if policy is not None:
@@ -474,80 +648,88 @@ def _support_from_tau_path(S: np.ndarray, ref: np.ndarray, tol: float) -> np.nda
         try:
             policy = regularized_nash(sub_game, tau, init=policy).policy
         except SolverError:
-            break
-        previous_tau = tau
-        candidates = policy.probs[0] >= 1e-4 * ref
-        x = _active_set(S, candidates, tol)
-        if x is not None:
-            return x
-    return _double_oracle(S, candidates, tol)
-
-
-def _active_set(S: np.ndarray, T: np.ndarray, tol: float, rounds: int = 8) -> np.ndarray | None:
-    """Correct a guessed support T by a few exchange rounds: drop actions the exact solve weights ≤ 0, add actions
-    that beat the solution. Returns a certified x (Sx ≤ tol/2), or None when the guess was too far off."""
-    T = T.copy()
-    for _ in range(rounds):
-        x = _solve_on_support(S, T)
-        if x is None:
             return None
-        if np.any(x[T] <= 0):
-            T &= x > 0
-            continue
-        violation = S @ x
-        if violation.max() <= tol / 2:
-            return x
-        T |= violation > tol / 2
+        previous_tau = tau
+        found = _active_set(S, policy.probs[0] >= 1e-4 * ref)
+        if found is not None:
+            return found
     return None
 
 
-def _solve_on_support(S: np.ndarray, T: np.ndarray) -> np.ndarray | None:
-    """The solution of S_TT x_T = v·1, 1ᵀx_T = 1 with zeros off T, or None if that bordered system is singular.
+#: rcond (1-norm, LAPACK's estimate) of the bordered matrix [[S_TT, −1], [1ᵀ, 0]] above which it is nonsingular
+#: beyond doubt, so the equilibrium is unique without an SVD (see _active_set).
+RCOND_UNIQUE = 1e-8
+
+
+def _active_set(S: np.ndarray, T: np.ndarray, rounds: int = 8):
+    """Correct a guessed support T by a few exchange rounds: drop actions the exact solve weights ≤ 0, add actions
+    that beat the solution. Returns (x, T, face) for a strictly complementary x, or None when the guess was too far
+    off or an action sits at rounding level (a degenerate game: the LP route decides it).
+
+    Uniqueness: the bordered matrix M = [[S_TT, −1], [1ᵀ, 0]] is singular iff E is not a point (if Mv = 0 with
+    v = (u, λ), then xᵀS_TT u = λ for the solution x, and xᵀS_TT = −(S_TT x)ᵀ = 0, so λ = 0 and u is a kernel
+    direction of [S_TT; 1ᵀ]). A well-conditioned LU (rcond ≥ RCOND_UNIQUE) settles it; otherwise the SVD does.
+    """
+    T = T.copy()
+    eta = _rounding(S)
+    for _ in range(rounds):
+        solved = _solve_on_support(S, T)
+        if solved is None:
+            return None
+        x, rcond = solved
+        if np.any(x[T] <= 0):
+            T &= x > 0
+            continue
+        Sx = S @ x
+        if np.all(Sx[~T] < -eta):
+            face = _UniqueFace() if rcond >= RCOND_UNIQUE else _Face(S, T)
+            if face.dim:
+                x[T] = face.project(x[T])
+            return (x, T, face) if _strictly_complementary(S, x, T) else None
+        if not np.any(Sx[~T] > eta):
+            return None  # only ties at rounding level are left: degenerate
+        T |= Sx > eta
+    return None
+
+
+class _UniqueFace:
+    """The face of a game whose bordered matrix is well conditioned: a single point."""
+
+    dim = 0
+
+
+def _solve_on_support(S: np.ndarray, T: np.ndarray):
+    """(x, rcond): the solution of S_TT x_T = v·1, 1ᵀx_T = 1 with zeros off T, and the 1-norm reciprocal
+    condition number of that bordered system; None if it is singular.
 
     For a generic skew S_TT, the system is regular exactly when |T| is odd, and then v = 0 (Kaplansky: a symmetric
     zero-sum game's generic equilibrium has odd support). x may have non-positive entries: the caller checks.
     """
     idx = np.flatnonzero(T)
     k = len(idx)
-    A = np.zeros((k + 1, k + 1))  # [[S_TT, −1], [1ᵀ, 0]]
+    A = np.empty((k + 1, k + 1))  # [[S_TT, −1], [1ᵀ, 0]]
     A[:k, :k] = S[np.ix_(idx, idx)]
     A[:k, k] = -1.0
     A[k, :k] = 1.0
+    A[k, k] = 0.0
+    anorm = np.abs(A).sum(axis=0).max()
+    lu, piv, info = lapack.dgetrf(A, overwrite_a=True)
+    if info != 0:
+        return None
     b = np.zeros(k + 1)
     b[k] = 1.0
-    try:
-        solution = np.linalg.solve(A, b)
-    except np.linalg.LinAlgError:
-        return None
-    if not np.all(np.isfinite(solution)) or np.abs(A @ solution - b).max() > 1e-12:
+    solution, info = lapack.dgetrs(lu, piv, b)
+    rcond, _ = lapack.dgecon(lu, anorm, norm="1")
+    if info != 0 or not np.all(np.isfinite(solution)) or rcond < np.finfo(np.float64).eps:
         return None
     x = np.zeros(len(S))
     x[idx] = solution[:k]
-    return x
+    return x, rcond
 
 
-def _double_oracle(S: np.ndarray, candidates: np.ndarray, tol: float) -> np.ndarray:
-    """An x ∈ Δ with Sx ≤ tol/2, by HiGHS on the candidate actions, growing them by every action that beats x."""
-    candidates = candidates.copy()
-    n = len(S)
-    for _ in range(n):
-        T = np.flatnonzero(candidates)
-        x = np.zeros(n)
-        x[T] = _lp_on(S[np.ix_(T, T)])
-        polished = _solve_on_support(S, x > 1e-9)  # HiGHS works to ~1e-7; the exact solve on its support is exact
-        if polished is not None and polished.min() >= 0 and (S @ polished).max() <= max((S @ x).max(), 0.0):
-            x = polished
-        violation = S @ x  # [n]: (Sx)(y) > 0 means y beats x
-        if violation.max() <= tol / 2:
-            return x
-        if not np.any(violation[~candidates] > tol / 2):
-            raise SolverError(f"nash_lp: HiGHS solution violates its own constraints by {violation.max():.3g}")
-        candidates |= violation > tol / 2
-    raise SolverError("nash_lp: double oracle did not converge")  # unreachable: the candidates grow every round
-
-
-def _lp_on(S: np.ndarray) -> np.ndarray:
-    """HiGHS on the symmetric game S: minimise v subject to Sx ≤ v·1, 1ᵀx = 1, x ≥ 0 (optimal v = 0)."""
+def _lp_on(S: np.ndarray, method: str = "highs") -> np.ndarray:
+    """HiGHS on the symmetric game S: minimise v subject to Sx ≤ v·1, 1ᵀx = 1, x ≥ 0 (optimal v = 0); x clipped
+    to the simplex. ``method`` is linprog's (``"highs"``: dual simplex; ``"highs-ipm"``: interior point)."""
     k = len(S)
     result = linprog(
         c=np.r_[np.zeros(k), 1.0],
@@ -556,66 +738,116 @@ def _lp_on(S: np.ndarray) -> np.ndarray:
         A_eq=np.r_[np.ones(k), 0.0][None],
         b_eq=[1.0],
         bounds=[(0, None)] * k + [(None, None)],
-        method="highs",
+        method=method,
     )
     if result.status != 0:
         raise SolverError(f"nash_lp: HiGHS failed: {result.message}")
     return np.clip(result.x[:k], 0.0, None) / np.clip(result.x[:k], 0.0, None).sum()
 
 
-def _is_unique(S: np.ndarray, x: np.ndarray, atol: float = 1e-9) -> bool:
-    T = x > atol
-    B = S @ x >= -atol
-    if np.array_equal(T, B):
-        singular = np.linalg.svd(S[np.ix_(T, T)], compute_uv=False)
-        if T.sum() == 1 or singular[-2] > atol:  # rank k − 1: the kernel is the line through x_T
-            return True
-    # Every equilibrium lives on B; compare the range of a random linear function over the equilibrium set.
-    idx = np.flatnonzero(B)
-    c = np.random.default_rng(0).normal(size=len(idx))
-    extremes = [_linear_over_equilibria(S, idx, sign * c) for sign in (1.0, -1.0)]
-    return abs(extremes[0] + extremes[1]) <= 1e-7
-
-
-def _linear_over_equilibria(S: np.ndarray, idx: np.ndarray, c: np.ndarray) -> float:
-    """min cᵀx over {x ∈ Δ(idx) : Sx ≤ 0}."""
+def _vertex(S: np.ndarray, T: np.ndarray, x: np.ndarray):
+    """A vertex of the equilibrium set E (a basic solution by HiGHS's dual simplex over E's description on T),
+    polished by the exact solve of its defining equalities; or a string saying why not."""
+    idx, out = np.flatnonzero(T), np.flatnonzero(~T)
     result = linprog(
-        c=c,
-        A_ub=S[:, idx],
-        b_ub=np.zeros(len(S)),
-        A_eq=np.ones((1, len(idx))),
-        b_eq=[1.0],
-        bounds=[(0, None)] * len(idx),
-        method="highs",
+        c=np.zeros(len(idx)),
+        A_ub=S[np.ix_(out, idx)] if len(out) else None,
+        b_ub=np.zeros(len(out)) if len(out) else None,
+        A_eq=np.vstack([S[np.ix_(idx, idx)], np.ones((1, len(idx)))]),
+        b_eq=np.r_[np.zeros(len(idx)), 1.0],
+        bounds=(0, None),
+        method="highs-ds",
     )
     if result.status != 0:
-        raise SolverError(f"nash_lp: HiGHS failed on the uniqueness check: {result.message}")
-    return result.fun
+        return f"HiGHS: {result.message}"
+    vertex = np.zeros(len(S))
+    vertex[idx] = np.clip(result.x, 0.0, None)
+    V = vertex > 0
+    face = _Face(S, V)  # its support's equalities; a basic solution is their unique solution when they have rank |V|
+    if face.dim == 0:
+        vertex[V] = face.project(vertex[V])
+    if vertex.min() < 0 or (S @ vertex).max() > _rounding(S):
+        return f"the vertex polished on its support is not an equilibrium (max Sx = {(S @ vertex).max():.3g})"
+    return vertex / vertex.sum()
 
 
-def _max_entropy(S: np.ndarray, x: np.ndarray, ref: np.ndarray) -> np.ndarray:
-    """argmin KL(x‖ref) over the equilibrium set {x ∈ Δ : Sx ≤ 0} (every equilibrium lives on B(x))."""
-    from scipy.optimize import minimize
+#: The active-set Newton method of _max_entropy: iteration cap, the Newton decrement below which a face's minimum
+#: is reached (f is then within decrement/2 of it, at the rounding level of Σ x log x), and the relative tolerance
+#: of its first-order certificate.
+MAXENT_ITER = 200
+MAXENT_DECREMENT = 1e-26
+MAXENT_TOL = 1e-9
 
-    idx = np.flatnonzero(S @ x >= -1e-9)
-    log_ref = np.log(ref[idx])
 
-    def objective(v):
-        v = np.clip(v, 1e-300, None)
-        return np.sum(v * (np.log(v) - log_ref)), np.log(v) - log_ref + 1.0
+def _max_entropy(S: np.ndarray, x: np.ndarray, T: np.ndarray, Z: np.ndarray, ref: np.ndarray):
+    """argmin KL(x‖ref) over the equilibrium set E, or a string saying why the certificate failed.
 
-    result = minimize(
-        objective,
-        x[idx],
-        jac=True,
-        method="SLSQP",
-        bounds=[(0.0, 1.0)] * len(idx),
-        constraints=[
-            {"type": "eq", "fun": lambda v: v.sum() - 1.0, "jac": lambda v: np.ones((1, len(v)))},
-            {"type": "ineq", "fun": lambda v: -(S[:, idx] @ v), "jac": lambda v: -S[:, idx]},
-        ],
-        options={"ftol": 1e-15, "maxiter": 500},
-    )
-    selected = np.zeros_like(x)
-    selected[idx] = np.clip(result.x, 0.0, None) / np.clip(result.x, 0.0, None).sum()
-    return selected
+    On the affine hull x_T = x⁰ + Zu (Z from :class:`_Face`) E is cut out by G x_T ≤ 0, G = S_{N,T} (N = off T;
+    x_T > 0 holds at the minimiser because ∂KL/∂x_y → −∞ as x_y → 0 and some point of E is positive on T). A primal
+    active-set method: Newton steps for KL on the current face {Zu : G_W Z u = 0} with backtracking (Armijo) and a
+    ratio test that stops at, and activates, the first blocking constraint; at a face's minimum, a constraint with a
+    negative multiplier is released. Certificate (KKT): Zᵀ(g + G_Wᵀμ) = 0 with g = log(x_T/ref_T), μ ≥ 0,
+    G x_T ≤ 0, x_T > 0, each to MAXENT_TOL relative to max(1, ‖g‖∞); KL is convex, so that is optimality on E.
+    """
+    xT, log_ref = x[T].copy(), np.log(ref[T])
+    G = S[np.ix_(~T, T)]  # [|N|, |T|]
+    GZ = G @ Z
+    active = np.zeros(len(G), dtype=bool)
+
+    def kl(v):
+        return float(np.sum(v * (np.log(v) - log_ref)))
+
+    for _ in range(MAXENT_ITER):
+        g = np.log(xT) - log_ref
+        basis = Z if not active.any() else Z @ _kernel(GZ[active])
+        decrement, d = 0.0, np.zeros_like(xT)
+        if basis.shape[1]:
+            gB = basis.T @ g
+            p = -np.linalg.solve((basis.T / xT) @ basis, gB)  # Hessian Bᵀ diag(1/x) B, positive definite
+            d, decrement = basis @ p, -float(gB @ p)
+        if decrement > MAXENT_DECREMENT:
+            shrinking = d < 0
+            alpha = min(1.0, 0.99 * float(np.min(-xT[shrinking] / d[shrinking]))) if shrinking.any() else 1.0
+            rate = G @ d
+            blocking = ~active & (rate > 0)
+            hit = None
+            if blocking.any():
+                ratios = np.where(blocking, -(G @ xT) / np.where(blocking, rate, 1.0), np.inf)
+                hit = int(np.argmin(ratios))
+                if ratios[hit] >= alpha:
+                    hit = None
+                else:
+                    alpha = max(float(ratios[hit]), 0.0)
+            f0 = kl(xT)
+            while hit is None and kl(xT + alpha * d) > f0 - 1e-4 * alpha * decrement and alpha > 1e-12:
+                alpha *= 0.5
+            if hit is None and alpha <= 1e-12:
+                decrement = 0.0  # no descent left at working precision: treat as a face minimum
+            else:
+                xT = xT + alpha * d
+                if hit is not None:
+                    active[hit] = True
+                continue
+        mu = np.linalg.lstsq(GZ[active].T, -(Z.T @ g), rcond=None)[0] if active.any() else np.zeros(0)
+        if mu.size and mu.min() < 0:
+            active[np.flatnonzero(active)[int(np.argmin(mu))]] = False
+            continue
+        break
+    else:
+        return f"no convergence in {MAXENT_ITER} active-set Newton steps"
+    g = np.log(xT) - log_ref
+    scale = max(1.0, float(np.abs(g).max()))
+    stationarity = Z.T @ g + (GZ[active].T @ mu if active.any() else 0.0)
+    worst = max(float(np.abs(stationarity).max(initial=0.0)), float(-mu.min(initial=0.0))) / scale
+    if worst > MAXENT_TOL or not np.all(xT > 0) or (G @ xT).max(initial=-1.0) > _rounding(S):
+        return f"first-order optimality on the face holds only to {worst:.2g} (relative)"
+    selected = np.zeros(len(S))
+    selected[T] = xT
+    return selected / selected.sum()
+
+
+def _kernel(M: np.ndarray) -> np.ndarray:
+    """Orthonormal basis [n, n − rank] of the kernel of M [m, n] (RANK_RTOL relative to its largest singular value)."""
+    _, sigma, Vt = np.linalg.svd(M)
+    rank = int(np.sum(sigma > RANK_RTOL * sigma[0])) if sigma.size else 0
+    return Vt[rank:].T
