@@ -17,10 +17,10 @@ oracle                   p(y ≻ y' | x)
 
 **The protocol's identity p(y ≻ y') + p(y' ≻ y) = 1 holds exactly, in floating point.** Each oracle computes an
 antisymmetric score u(y, y') = −u(y', y) in [−1, 1] (u = tanh((r − r')/2) for Bradley–Terry, u = g(y, y') − g(y', y)
-when both orders are averaged) and returns p = ½(1 + u) through :func:`_symmetric`, which rounds both orders to
-complements. Pairs judged in both orders are scored in one canonical orientation (the smaller string first), and
-texts are scored in a canonical order (deduplicated, sorted), so swapping y and y' reproduces the model's numbers
-bit for bit, whatever its padding or batching.
+when both orders are averaged) and returns p = ½(1 + u), whose two orders always round to complements
+(:func:`_symmetric`). For u to be antisymmetric to the last bit, swapping y and y' must reproduce the judge's numbers
+exactly, whatever its padding or batching: pairs judged in both orders are asked in one canonical orientation (the
+smaller string first), and a classifier scores its texts in a canonical order (deduplicated, sorted).
 
 **Counting.** ``calls`` is the number of (x, y, y') triples judged so far (a pair scored in both orders counts once).
 
@@ -51,24 +51,31 @@ DTYPE = torch.float64  # the sampler casts to the policy's dtype
 
 # ==================================================================================================== symmetry
 def _symmetric(u: torch.Tensor) -> torch.Tensor:
-    """p = ½(1 + u) for an antisymmetric score u(y, y') = −u(y', y) in [−1, 1], rounded so that the two orders sum to
-    exactly 1: both share h = ½ + ½|u| ∈ [½, 1], one gets h and the other 1 − h, which is exact for h ≥ ½ (Sterbenz),
-    so h + (1 − h) = 1 with no rounding. (Computing ½ + ½u for each order separately can miss 1 by an ulp.)"""
-    h = 0.5 + 0.5 * u.abs()
-    return torch.where(u >= 0, h, 1 - h)
+    """p = ½(1 + u) for an antisymmetric score u(y, y') = −u(y', y) in [−1, 1], given to the two orders bit for bit
+    negated (negation is exact). Then p(y ≻ y') + p(y' ≻ y) = fl(½ + v) + fl(½ − v), v = u/2, is exactly 1: the two
+    roundings err by at most 2⁻⁵⁴ and 2⁻⁵⁵ (½ − v is exact for v ≥ ¼), so the sum lies within 1.5·2⁻⁵⁴ of 1 and
+    rounds to it (the tie 1 − 2⁻⁵⁴ goes to the even 1). Rounding each order's own formula does not: ½(q + 1 − q')
+    and ½(q' + 1 − q) sum to 1 − 2⁻⁵³ at q = 0.51, q' = 0.4, and σ(d) + σ(−d) misses 1 for a quarter of random d."""
+    return 0.5 + 0.5 * u
 
 
 def _both_orders(judge: Callable, prompts: list[str], a: list[str], b: list[str]) -> torch.Tensor:
     """p = ½(q(x, a, b) + 1 − q(x, b, a)) for a judge q of "first better than second" that need not be consistent:
-    one call ``judge(prompts, firsts, seconds) -> [2N]`` for both orders of N pairs. Each pair is scored with its
-    smaller string first and u negated for the pairs that were flipped, so (x, a, b) and (x, b, a) send the judge
-    identical batches and get exactly complementary answers. float64 [N]."""
-    flip = torch.tensor([bi < ai for ai, bi in zip(a, b)], dtype=torch.bool)  # [N]
-    lo = [bi if f else ai for ai, bi, f in zip(a, b, flip.tolist())]
-    hi = [ai if f else bi for ai, bi, f in zip(a, b, flip.tolist())]
-    q = judge(prompts + prompts, lo + hi, hi + lo)  # [2N]: q(x, lo, hi) then q(x, hi, lo)
-    u = q[: len(a)] - q[len(a):]  # [N] in [−1, 1]: u(lo, hi)
-    return _symmetric(torch.where(flip, -u, u))
+    one call ``judge(prompts, firsts, seconds) -> [2M]`` for both orders of the M pairs with a ≠ b (a response
+    against itself is ½ by the protocol's identity; the judge is not asked). Each pair is asked with its smaller
+    string first and u negated where that flipped it, so (x, a, b) and (x, b, a) send the judge identical batches
+    and get answers that are complements to the last bit (:func:`_symmetric`). float64 [N]."""
+    ask = [i for i, (ai, bi) in enumerate(zip(a, b)) if ai != bi]
+    flip = torch.tensor([b[i] < a[i] for i in ask], dtype=torch.bool)  # [M]
+    lo = [min(a[i], b[i]) for i in ask]
+    hi = [max(a[i], b[i]) for i in ask]
+    x = [prompts[i] for i in ask]
+    u = torch.zeros(len(a), dtype=DTYPE)  # [N]
+    if ask:
+        q = judge(x + x, lo + hi, hi + lo)  # [2M]: q(x, lo, hi) then q(x, hi, lo)
+        d = q[: len(ask)] - q[len(ask):]  # [M]: u(lo, hi) in [−1, 1]
+        u[ask] = torch.where(flip, -d, d)  # u(a, b)
+    return _symmetric(u)
 
 
 def _check_probabilities(values, prompts: list[str], a: list[str], b: list[str]) -> torch.Tensor:

@@ -183,6 +183,25 @@ def test_callable_oracle_known_answers(batched):
     assert oracle.calls == 3
 
 
+def test_both_orders_are_complements_to_the_last_bit():
+    # q(a, b) = 0.51 and q(b, a) = 0.4: averaging each order's own way, ½(q + 1 − q') + ½(q' + 1 − q), misses 1
+    assert 0.5 * (0.51 + 1 - 0.4) + 0.5 * (0.4 + 1 - 0.51) != 1
+    oracle = CallableOracle(lambda x, a, b: 0.51 if a == "ab" else 0.4, CODEC)
+    p, q = oracle.compare(["x"], ["ab"], ["ba"]), oracle.compare(["x"], ["ba"], ["ab"])
+    assert p.item() == pytest.approx(0.555, abs=1e-15) and p.item() + q.item() == 1
+
+
+def test_a_batched_judge_sees_the_same_questions_in_both_orders():
+    def judge(xs, as_, bs):  # answers that drift with the position in the batch, as a batched model's last bits can
+        return [(0.7 if len(a) > len(b) else 0.3) + 1e-3 * i / len(xs) for i, (a, b) in enumerate(zip(as_, bs))]
+
+    oracle = CallableOracle(judge, CODEC, batched=True)
+    a, b = ["ccc", "a", "b c", "aa"], ["a", "bb", "ab", "aa"]
+    p, q = oracle.compare(["x"] * 4, a, b), oracle.compare(["x"] * 4, b, a)
+    assert torch.equal(p + q, torch.ones(4, dtype=torch.float64))
+    assert p[3] == 0.5  # a response against itself
+
+
 def test_callable_oracle_broadcasts_configurations():
     oracle = CallableOracle(by_length, CODEC)
     x = CODEC.encode_prompts(["a", "b"])  # [1, 2]
@@ -349,6 +368,31 @@ def test_tournament_finds_best_and_worst_in_eleven_comparisons():
     assert RANDOM.prompt_index(pairs.x)[0].tolist() == [0] * len(kept)  # the ties of prompt 1 are dropped
     assert torch.equal(pairs.weight, torch.full((1, len(kept)), 1 / len(kept), dtype=policy.dtype))
     assert torch.equal(pairs.pref, torch.ones(1, len(kept), dtype=policy.dtype))
+
+
+class Fixed:
+    """A frozen 'policy' that answers every prompt with the same candidates, in order."""
+
+    dtype, device = torch.float64, torch.device("cpu")
+
+    def __init__(self, texts):
+        self.candidates = CODEC.encode_responses(texts)  # [1, K, L]
+
+    def sample(self, prompts, n, generator):
+        assert n == self.candidates.shape[1]
+        B = prompts.shape[1]
+        return Tokens(self.candidates.ids.repeat(1, B, 1), self.candidates.lengths.repeat(1, B))  # [1, B·K, L]
+
+
+def test_tournament_ties_go_to_the_first_response():
+    scores = {"a": 1, "b": 1, "c": 0, "cc": 0}  # round one: a–b and c–cc are ties
+    env = Environment(CODEC.encode_prompts(["x"]),
+                      CallableOracle(lambda x, a, b: sigmoid(scores[a] - scores[b]), CODEC))
+    policy = Fixed(["a", "b", "c", "cc"])
+    pairs = tournament_pairs(PairSampler("ref"), Roles(policy, policy), env, 3, 4, seeded(0))
+    # a and c win round one on ties; a beats c; the losers b and cc meet and cc, losing, is the worst
+    assert CODEC.decode_responses(pairs.y) == ["a"] * 3 and CODEC.decode_responses(pairs.y2) == ["cc"] * 3
+    assert env.calls == 3 * (4 - 1 + 1 + 1)
 
 
 def test_tournament_soft_labels_and_two_candidates():
