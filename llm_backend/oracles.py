@@ -6,14 +6,14 @@ Every oracle here judges *strings*. ``prob(prompts, responses, responses2)`` dec
 ``decode_responses``, flattened in C·B order), and ``compare(prompts, a, b)`` judges the texts: the oracle never
 depends on the policy's vocabulary, so a reward model keeps its own tokenizer.
 
-=======================  ===============================================================================
-oracle                   p(y ≻ y' | x)
-=======================  ===============================================================================
+==========================  ===========================================================================
+oracle                      p(y ≻ y' | x)
+==========================  ===========================================================================
 :class:`RewardModelOracle`  Bradley–Terry: σ(r(x, y) − r(x, y')), r a sequence classifier with one output
-:class:`PairwiseOracle`  ½(σ(f(x, y, y')) + 1 − σ(f(x, y', y))), f a classifier of "A is better than B"
-:class:`CallableOracle`  ½(g(x, y, y') + 1 − g(x, y', y)), g any Python function on strings into [0, 1]
-:class:`GameOracle`      P[x, y, y'] of a :class:`~preference_games.sequences.SequenceGame`, read from the text
-=======================  ===============================================================================
+:class:`PairwiseOracle`     ½(σ(f(x, y, y')) + 1 − σ(f(x, y', y))), f a classifier of "A is better than B"
+:class:`CallableOracle`     ½(g(x, y, y') + 1 − g(x, y', y)), g any Python function on strings into [0, 1]
+:class:`GameOracle`         P[x, y, y'] of a :class:`~preference_games.sequences.SequenceGame`, from the text
+==========================  ===========================================================================
 
 **The protocol's identity p(y ≻ y') + p(y' ≻ y) = 1 holds exactly, in floating point.** Each oracle computes an
 antisymmetric score u(y, y') = −u(y', y) in [−1, 1] (u = tanh((r − r')/2) for Bradley–Terry, u = g(y, y') − g(y', y)
@@ -40,11 +40,14 @@ from __future__ import annotations
 import math
 import os
 import re
+from abc import ABC, abstractmethod
 from typing import Callable, Sequence
 
 import torch
 
 from preference_games.sequences import SequenceGame, Tokens
+
+from .text import GAME_LETTERS
 
 DTYPE = torch.float64  # the sampler casts to the policy's dtype
 
@@ -55,7 +58,8 @@ def _symmetric(u: torch.Tensor) -> torch.Tensor:
     negated (negation is exact). Then p(y ≻ y') + p(y' ≻ y) = fl(½ + v) + fl(½ − v), v = u/2, is exactly 1: the two
     roundings err by at most 2⁻⁵⁴ and 2⁻⁵⁵ (½ − v is exact for v ≥ ¼), so the sum lies within 1.5·2⁻⁵⁴ of 1 and
     rounds to it (the tie 1 − 2⁻⁵⁴ goes to the even 1). Rounding each order's own formula does not: ½(q + 1 − q')
-    and ½(q' + 1 − q) sum to 1 − 2⁻⁵³ at q = 0.51, q' = 0.4, and σ(d) + σ(−d) misses 1 for a quarter of random d."""
+    and ½(q' + 1 − q) sum to 1 − 2⁻⁵³ at q = 0.51, q' = 0.4, and σ(d) + σ(−d) misses 1 for about a quarter of
+    d ~ N(0, 10²)."""
     return 0.5 + 0.5 * u
 
 
@@ -94,7 +98,7 @@ def _check_probabilities(values, prompts: list[str], a: list[str], b: list[str])
 
 
 # ================================================================================================= text oracles
-class TextOracle:
+class TextOracle(ABC):
     """What every oracle here shares: decode token batches with ``codec``, broadcast them over C, judge the texts.
 
     Subclasses implement ``_judge(prompts, a, b) -> float64 [N]`` on lists of N strings; :meth:`compare` counts the
@@ -130,8 +134,9 @@ class TextOracle:
         texts = [t * (C // batch.shape[0]) for t, batch in zip(texts, batches)]
         return self.compare(*texts).reshape(C, B)
 
+    @abstractmethod
     def _judge(self, prompts: list[str], a: list[str], b: list[str]) -> torch.Tensor:
-        raise NotImplementedError
+        """p(a ≻ b | prompt) for N ≥ 1 triples of strings: float64 [N]."""
 
 
 class _ClassifierOracle(TextOracle):
@@ -146,9 +151,11 @@ class _ClassifierOracle(TextOracle):
                              f"num_labels={labels}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be an integer >= 1; got {batch_size!r}")
+        limit = getattr(model.config, "max_position_embeddings", None)
         if max_length is not None and (isinstance(max_length, bool) or not isinstance(max_length, int)
-                                       or max_length < 1):
-            raise ValueError(f"max_length must be None or an integer >= 1; got {max_length!r}")
+                                       or not 1 <= max_length <= (limit or max_length)):
+            raise ValueError(f"max_length must be None or an integer in [1, max_position_embeddings={limit}]; got "
+                             f"{max_length!r}")
         # HF classifiers score the rightmost token that is not pad_token_id: without one they cannot batch, and with
         # a tokenizer that pads with another id they would score a pad position
         pad = model.config.get_text_config().pad_token_id
@@ -217,7 +224,7 @@ class RewardModelOracle(_ClassifierOracle):
         r(x, y) = the model's output on the text x + y (plain concatenation, re-tokenized by its own tokenizer),
         p(y ≻ y' | x) = σ(r(x, y) − r(x, y')) = ½(1 + tanh((r − r')/2)),
 
-    the BT model (Bradley and Terry, 1952; INPO §2.1, eq. 1, with our τ for its KL weight). All texts of one call are
+    the BT model (Bradley and Terry, 1952; the unnumbered display of INPO §2.1). All texts of one call are
     scored in mini-batches of ``batch_size`` (:meth:`scores`). One-line errors: ``num_labels != 1``, no
     ``pad_token_id`` on the config, a tokenizer without a pad token (or padding with another id), a text longer than
     the context when ``max_length`` is None.
@@ -250,10 +257,10 @@ class PairwiseOracle(_ClassifierOracle):
 
         p(y ≻ y' | x) = ½(σ(f(x, y, y')) + 1 − σ(f(x, y', y))),
 
-    which makes p(y ≻ y') + p(y' ≻ y) = 1 exactly (the general preference P of INPO §2.2, or of the IPO-MD paper,
-    needs it). Both orders of a call's pairs are scored in one batched pass, mini-batches of ``batch_size``.
+    which makes p(y ≻ y') + p(y' ≻ y) = 1 exactly: the game of INPO §2.2, eq. 3, is symmetric (J(π, π) = ½) only
+    under this identity. Both orders of a call's pairs are scored in one batched pass, mini-batches of ``batch_size``.
 
-    >>> oracle = PairwiseOracle.from_pretrained("path/to/pair-model", codec, template="{prompt}|{a}|{b}")  # doctest: +SKIP
+    >>> oracle = PairwiseOracle.from_pretrained("pair-model/", codec, template="{prompt}|{a}|{b}")  # doctest: +SKIP
     """
 
     def __init__(self, model, tokenizer, codec, *, template: str = PAIRWISE_TEMPLATE, batch_size: int = 64,
@@ -332,12 +339,14 @@ class GameOracle(TextOracle):
     """
 
     def __init__(self, game: SequenceGame, codec):
+        if game.vocab > len(GAME_LETTERS):
+            raise ValueError(f"the game tokenizer spells at most {len(GAME_LETTERS)} response tokens as letters; "
+                             f"{game.name} has {game.vocab}")
         super().__init__(codec)
         self.game = game
         self.P = torch.tensor(game.tabular.P, dtype=DTYPE)  # [X, Y, Y]
-        letters = "".join(chr(ord("a") + i) for i in range(game.vocab))
-        self._response = re.compile(f"[{re.escape(letters)}]{{{game.length}}}")
-        self._letters = letters
+        self._letters = GAME_LETTERS[:game.vocab]
+        self._response = re.compile(f"[{self._letters}]{{{game.length}}}")
 
     def prompt_index(self, text: str) -> int:
         """x for the text ``<bos><x{x}>`` (or ``<x{x}>``)."""
@@ -354,7 +363,7 @@ class GameOracle(TextOracle):
                              f"{self._letters!r})")
         y = 0
         for letter in text:
-            y = y * self.game.vocab + ord(letter) - ord("a")
+            y = y * self.game.vocab + self._letters.index(letter)
         return y
 
     def _judge(self, prompts, a, b):
@@ -368,7 +377,7 @@ class GameOracle(TextOracle):
 class Environment:
     """A prompt source and a preference oracle as one object, what
     :meth:`~preference_games.samplers.PairSampler.sample` and :mod:`llm_backend.pairs` ask for: ``sample(batch,
-    generator)`` draws prompts, ``prob`` judges pairs, ``calls`` counts the oracle's triples.
+    generator)`` draws prompts, ``prob`` judges pairs, ``calls`` counts the (x, y, y') triples judged through it.
 
     ``prompts``: a :class:`~preference_games.protocols.PromptSource` (e.g. a
     :class:`~preference_games.sequences.SequenceOracle`, whose prompts follow the game's d0), or a fixed pool of
@@ -396,20 +405,21 @@ class Environment:
         if not callable(getattr(oracle, "prob", None)):
             raise ValueError(f"oracle must have prob(prompts, responses, responses2); got {type(oracle).__name__}")
         self.prompts, self.oracle = prompts, oracle
+        self.calls = 0  # its own count, so that any oracle (a SequenceOracle has none) is counted
 
-    @property
-    def calls(self) -> int:
-        """The oracle's count of judged (x, y, y') triples."""
-        return self.oracle.calls
 
     def sample(self, batch: int, generator: torch.Generator | None = None):
         """``batch`` prompts: the source's, or Tokens [1, batch, L'] drawn uniformly from the pool."""
         if not isinstance(self.prompts, Tokens):
             return self.prompts.sample(batch, generator)
-        index = torch.randint(self.prompts.shape[1], (batch,), generator=generator)  # [B]
+        index = torch.randint(self.prompts.shape[1], (batch,), generator=generator)  # [B], on the CPU generator
+        index = index.to(self.prompts.ids.device)
         lengths = self.prompts.lengths[:, index]  # [1, B]
         width = int(lengths.max()) if batch else 0
         return Tokens(self.prompts.ids[:, index, :width], lengths)
 
     def prob(self, prompts, responses, responses2) -> torch.Tensor:
-        return self.oracle.prob(prompts, responses, responses2)
+        """The oracle's p(y ≻ y2 | x) [C, B], counted in ``calls`` (C·B triples)."""
+        p = self.oracle.prob(prompts, responses, responses2)
+        self.calls += p.numel()
+        return p

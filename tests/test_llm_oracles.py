@@ -23,7 +23,7 @@ from llm_backend.pairs import tournament_pairs, win_rate_pairs  # noqa: E402
 from llm_backend.text import TextCodec, char_tokenizer, game_tokenizer  # noqa: E402
 from preference_games.samplers import PairSampler, Roles  # noqa: E402
 from preference_games.sequences import (  # noqa: E402
-    AutoregressivePolicy, SequenceOracle, Tokens, sequence_game_by_name,
+    AutoregressivePolicy, SequenceGame, SequenceOracle, Tokens, sequence_game_by_name,
 )
 
 ALPHABET = "ab c"
@@ -121,8 +121,9 @@ def test_reward_model_refuses_what_it_cannot_score(reward_model):
     for bad in (0, -1, 2.5, True):
         with pytest.raises(ValueError, match="batch_size"):
             RewardModelOracle(reward_model, TOKENIZER, CODEC, batch_size=bad)
-    with pytest.raises(ValueError, match="max_length"):
-        RewardModelOracle(reward_model, TOKENIZER, CODEC, max_length=0)
+    for bad in (0, 65, True):  # the context is 64
+        with pytest.raises(ValueError, match=r"max_length must be .* in \[1, max_position_embeddings=64\]"):
+            RewardModelOracle(reward_model, TOKENIZER, CODEC, max_length=bad)
     oracle = RewardModelOracle(reward_model, TOKENIZER, CODEC)
     with pytest.raises(ValueError, match="ends in the pad token"):  # the classifier would score the "b" before it
         oracle.compare(["a"], ["b<pad>"], ["b"])
@@ -290,6 +291,11 @@ def test_game_oracle_refuses_text_that_is_not_the_game(prompt, response, message
     assert oracle.compare(["<bos><x0>"], ["baa"], ["aaa"]).item() == 1.0  # paper beats rock
 
 
+def test_game_oracle_needs_letters_for_every_response_token():
+    with pytest.raises(ValueError, match="at most 26 response tokens as letters; .* has 27"):
+        GameOracle(SequenceGame.random_intransitive(27, 1), CODEC)
+
+
 # ================================================================================================ environment
 def test_environment_is_the_prompt_source_and_the_oracle_of_pair_sampler():
     codec = TextCodec(game_tokenizer(RANDOM))
@@ -299,6 +305,9 @@ def test_environment_is_the_prompt_source_and_the_oracle_of_pair_sampler():
     assert torch.equal(pairs.pref, SequenceOracle(RANDOM).prob(pairs.x, pairs.y, pairs.y2))
     assert env.calls == env.oracle.calls == 32
     assert set(RANDOM.prompt_index(pairs.x)[0].tolist()) == {0, 1}
+    exact = Environment(SequenceOracle(RANDOM), SequenceOracle(RANDOM))  # an oracle without a counter of its own
+    PairSampler("policy").sample(Roles(policy, policy.snapshot()), exact, 16, seeded(0), "soft")
+    assert exact.calls == 16
 
 
 def test_environment_draws_from_a_prompt_pool():
