@@ -82,8 +82,9 @@ def tournament_pairs(sampler: PairSampler, roles: Roles, env, batch: int, k: int
 
     in log₂K + 1 batched oracle calls (each round's matches, both brackets, for every prompt at once). A match goes
     to the first response unless p(first ≻ second | x) < ½ (INPO: "if the result is a tie, we select the first one
-    as the winner"); the pair is kept only if p(best ≻ worst | x) > ½ strictly. With a Bradley–Terry oracle the
-    tournament finds the highest and lowest reward exactly.
+    as the winner"); the pair is kept only if p(best ≻ worst | x) > ½ strictly. With a transitive oracle
+    (Bradley–Terry) it finds a highest- and a lowest-reward response; with an intransitive one (a general preference)
+    "best" is the bracket's winner, which depends on the order of the draws.
 
     Returns Pairs(x, y = best, y2 = worst, weight = 1/n, pref) over the n kept prompts ([1, n] each); pref = 1
     (``labels="hard"``: the best is the chosen response) or the final match's p(best ≻ worst | x)

@@ -7,6 +7,7 @@ Carlo estimates, stated per test in standard errors computed from the exact vari
 """
 
 import math
+import re
 
 import pytest
 import torch
@@ -144,7 +145,7 @@ def test_from_pretrained_round_trip_and_missing_directory(reward_model, pair_mod
         original = cls(model, TOKENIZER, CODEC, **kwargs)
         assert torch.equal(loaded.prob(*tokens(PROMPTS, Y, Y2)), original.prob(*tokens(PROMPTS, Y, Y2)))
         missing = tmp_path / "nothing-here"
-        with pytest.raises(ValueError, match=f"no model directory at {missing}$"):
+        with pytest.raises(ValueError, match=f"no model directory at {re.escape(str(missing))}$"):
             cls.from_pretrained(str(missing), CODEC)
 
 
@@ -475,6 +476,29 @@ def test_win_rate_is_unbiased():
     se = (var.sum() / 2).sqrt() / 3000
     assert abs(residual.mean()) < 4 * se, (residual.mean(), se)
     assert residual.abs().max() > 0.1  # K = 2 is a noisy estimate, not the exact value
+
+
+class TwoConfigurations(Environment):
+    """An environment whose oracle answers for two configurations."""
+
+    def prob(self, prompts, responses, responses2):
+        return torch.full((2, responses.shape[1]), 0.5, dtype=torch.float64)
+
+
+def test_pairs_need_token_batches_and_one_configuration():
+    from preference_games.games import rock_paper_scissors
+    from preference_games.models import TabularLogits
+    from preference_games.samplers import TabularOracle
+
+    table = TabularLogits.uniform(configs=1, prompts=1, actions=3)  # responses are index tensors, not Tokens
+    with pytest.raises(ValueError, match="picks responses out of token batches; got Tensor"):
+        tournament_pairs(PairSampler("policy"), Roles(table, table.snapshot()),
+                         TabularOracle(rock_paper_scissors()), 2, 2, seeded(0))
+    env = TwoConfigurations(SequenceOracle(RPS), SequenceOracle(RPS))
+    policy = AutoregressivePolicy.for_game(RPS)
+    for make in (tournament_pairs, win_rate_pairs):
+        with pytest.raises(ValueError, match=r"one configuration \(C = 1\); the oracle returned 2"):
+            make(PairSampler("policy"), Roles(policy, policy.snapshot()), env, 2, 2, seeded(0))
 
 
 @pytest.mark.parametrize("kwargs, message", [({"k": 0}, "k must be"), ({"batch": 0}, "batch must be")])
