@@ -394,6 +394,26 @@ class Fixed:
         return Tokens(self.candidates.ids.repeat(1, B, 1), self.candidates.lengths.repeat(1, B))  # [1, B·K, L]
 
 
+def test_tournament_on_a_transformer_finds_the_reward_models_best_and_worst(reward_model):
+    from llm_backend.policy import TransformerPolicy
+
+    # ragged prompts, responses of up to 6 characters ending at EOS, a Bradley–Terry oracle on the decoded text
+    policy = TransformerPolicy.tiny(TOKENIZER, 6, seed=0, dtype=torch.float64)
+    oracle = RewardModelOracle(reward_model, TOKENIZER, CODEC)
+    env = Environment(CODEC.encode_prompts(PROMPTS), oracle)
+    B, K = 5, 8
+    pairs = tournament_pairs(PairSampler("policy"), Roles(policy, policy.snapshot()), env, B, K, seeded(7))
+    assert env.calls == 11 * B
+    generator = seeded(7)  # replay the draws: the prompts, then every prompt's K candidates
+    x = env.sample(B, generator)
+    candidates = CODEC.decode_responses(policy.snapshot().sample(x, K, generator))  # B·K texts
+    prompts = [p for p in CODEC.decode_prompts(x) for _ in range(K)]
+    r = oracle.rewards(prompts, candidates).reshape(B, K)  # [B, K]
+    assert CODEC.decode_responses(pairs.y) == [candidates[b * K + int(r[b].argmax())] for b in range(B)]
+    assert CODEC.decode_responses(pairs.y2) == [candidates[b * K + int(r[b].argmin())] for b in range(B)]
+    assert len(set(candidates)) > B  # the candidates differ: the tournament had something to choose
+
+
 def test_tournament_ties_go_to_the_first_response():
     scores = {"a": 1, "b": 1, "c": 0, "cc": 0}  # round one: a–b and c–cc are ties
     env = Environment(CODEC.encode_prompts(["x"]),
