@@ -208,11 +208,12 @@ class _ClassifierOracle(TextOracle):
                 i = int(length.argmax())
                 raise ValueError(f"a text of {int(length[i])} tokens exceeds the preference model's context "
                                  f"(max_position_embeddings={limit}); pass max_length to truncate: {chunk[i]!r}")
-            last = ids.gather(1, (length - 1).clamp(min=0)[:, None])[:, 0]  # [b]: each text's last real token
-            bad = (length == 0) | (last == self.pad_id)
-            if bool(bad.any()):  # the model would score an earlier token than the text's last
-                raise ValueError(f"the text {chunk[int(bad.nonzero()[0])]!r} is empty or ends in the pad token "
-                                 f"(id {self.pad_id}); the classifier cannot score it")
+            # the classifier pools at the rightmost token that is not the pad id (alone or batched alike: right
+            # padding only appends pads); a text with none would be pooled at a pad
+            empty = ~((ids != self.pad_id) & mask.bool()).any(-1)  # [b]
+            if bool(empty.any()):
+                raise ValueError(f"the text {chunk[int(empty.nonzero()[0])]!r} has no token other than the pad token "
+                                 f"(id {self.pad_id}) for the classifier to score")
             logits = self.model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits  # [b, 1]
             found.update(zip(chunk, logits[:, 0].to(device="cpu", dtype=DTYPE).tolist()))
         return torch.tensor([found[t] for t in texts], dtype=DTYPE)

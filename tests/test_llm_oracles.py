@@ -89,6 +89,8 @@ def test_reward_model_is_bradley_terry_on_independent_forward_passes(reward_mode
     assert p.dtype == torch.float64 and p.shape == (1, 4)
     assert torch.allclose(p[0], torch.tensor(expected, dtype=torch.float64), atol=1e-12, rtol=0)
     assert p[0, 3] == 0.5  # the same text on both sides
+    # a text ending in the pad id (a tokenizer whose pad is its EOS may end texts so) is pooled as HF pools it alone
+    assert oracle.rewards(["a"], ["bc<pad>"]).item() == pytest.approx(alone(reward_model, "abc<pad>"), abs=1e-12)
     assert len({round(v, 6) for v in expected}) == 4  # the rewards differ: the check sees the model
     assert oracle.calls == 4
     r = oracle.rewards(PROMPTS, Y)
@@ -127,8 +129,9 @@ def test_reward_model_refuses_what_it_cannot_score(reward_model):
         with pytest.raises(ValueError, match=r"max_length must be .* in \[1, max_position_embeddings=64\]"):
             RewardModelOracle(reward_model, TOKENIZER, CODEC, max_length=bad)
     oracle = RewardModelOracle(reward_model, TOKENIZER, CODEC)
-    with pytest.raises(ValueError, match="ends in the pad token"):  # the classifier would score the "b" before it
-        oracle.compare(["a"], ["b<pad>"], ["b"])
+    for empty in ("", "<pad>"):  # nothing but pads for the classifier to pool at
+        with pytest.raises(ValueError, match="no token other than the pad token"):
+            oracle.compare([""], [empty], ["b"])
     with pytest.raises(ValueError, match="as many prompts as responses"):
         oracle.compare(["a"], ["b", "c"], ["b"])
     with pytest.raises(ValueError, match="share"):
