@@ -314,6 +314,11 @@ class PromptDataset(_WalkedDataset):
         super().__init__(len(self.prompts), codec, device)
         self._ids = self._encode("prompt", self.prompts, codec.prompt_ids)
 
+    @property
+    def longest_prompt(self) -> int:
+        """The most tokens of any encoded prompt (what a model's context must hold besides the response)."""
+        return max(len(ids) for ids in self._ids)
+
     def sample(self, batch: int, generator: torch.Generator | None = None) -> Tokens:
         """The next ``batch`` prompts of the walk: Tokens [1, batch, Lp], right-padded."""
         return self.codec.pad([self._ids[i] for i in self.walk.take(batch, generator)], self.device)
@@ -334,6 +339,11 @@ class PreferenceDataset(_WalkedDataset):
         self._prompts = self._encode("row", [row["prompt"] for row in self.rows], codec.prompt_ids)
         self._chosen = self._encode("row", [row["chosen"] for row in self.rows], codec.response_ids)
         self._rejected = self._encode("row", [row["rejected"] for row in self.rows], codec.response_ids)
+
+    @property
+    def longest_prompt(self) -> int:
+        """The most tokens of any encoded prompt."""
+        return max(len(ids) for ids in self._prompts)
 
     def sample(self, batch: int, generator: torch.Generator | None = None) -> tuple[Tokens, Tokens, Tokens]:
         """The next ``batch`` rows of the walk as (prompts, chosen, rejected) Tokens, each right-padded."""

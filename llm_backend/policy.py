@@ -60,9 +60,10 @@ def _cache_argument(model) -> str:
 
 def tiny_llama(vocab_size: int, *, pad_id: int, bos_id: int | None = None, eos_id: int | None = None,
                hidden: int = 32, layers: int = 2, positions: int = 64, seed: int = 0,
-               dtype: torch.dtype = torch.float32, device=None):
+               dtype: torch.dtype = torch.float32, device=None, init_scale: float | None = None):
     """A small ``LlamaForCausalLM`` built from a config — nothing is downloaded — ``hidden`` wide, ``layers`` deep,
-    4 query and 2 key-value heads, MLP 2·hidden, initialised from ``seed`` alone (the global RNG is left untouched).
+    4 query and 2 key-value heads, MLP 2·hidden, initialised from ``seed`` alone (the global RNG is left untouched)
+    with weights N(0, init_scale²) (HF's ``initializer_range``, 0.02 by default: a near-uniform policy).
     Eager attention: on the CPU, PyTorch's fused attention (sdpa) moved float64 log-probs by ~3e-8, too much for
     the exact bridge's 1e-10 checks."""
     from transformers import LlamaConfig, LlamaForCausalLM
@@ -70,7 +71,8 @@ def tiny_llama(vocab_size: int, *, pad_id: int, bos_id: int | None = None, eos_i
     config = LlamaConfig(vocab_size=vocab_size, hidden_size=hidden, intermediate_size=2 * hidden,
                          num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
                          max_position_embeddings=positions, bos_token_id=bos_id, pad_token_id=pad_id,
-                         eos_token_id=eos_id, attn_implementation="eager")
+                         eos_token_id=eos_id, attn_implementation="eager",
+                         **({} if init_scale is None else {"initializer_range": init_scale}))
     with torch.random.fork_rng(devices=[]):  # HF initialises from the global RNG: seed it, then restore it
         torch.manual_seed(seed)
         model = LlamaForCausalLM(config)
@@ -128,13 +130,13 @@ class TransformerPolicy(_TokenModel, torch.nn.Module):
 
     @classmethod
     def for_game(cls, game: SequenceGame, hidden: int = 32, layers: int = 2, seed: int = 0,
-                 dtype: torch.dtype = torch.float32, device=None, *, length_normalise: bool = False
-                 ) -> "TransformerPolicy":
+                 dtype: torch.dtype = torch.float32, device=None, *, init_scale: float | None = None,
+                 **options) -> "TransformerPolicy":
         """A :func:`tiny_llama` over ``game``'s token layout (game layout: V response tokens, ``game.length``
-        of them)."""
+        of them); ``options`` are the constructor's (temperature, top_p, length_normalise)."""
         model = tiny_llama(game.vocab_size, pad_id=game.pad_id, bos_id=game.bos_id, hidden=hidden, layers=layers,
-                           seed=seed, dtype=dtype, device=device)
-        return cls(model, game.length, response_vocab=game.vocab, length_normalise=length_normalise)
+                           seed=seed, dtype=dtype, device=device, init_scale=init_scale)
+        return cls(model, game.length, response_vocab=game.vocab, **options)
 
     @classmethod
     def tiny(cls, tokenizer, length: int, hidden: int = 32, layers: int = 2, seed: int = 0,

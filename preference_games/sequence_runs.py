@@ -84,7 +84,35 @@ class SequenceRun:
         return self.pairs / self.seconds if self.seconds > 0 else float("nan")
 
 
-def _mixture_beta(algorithm: Algorithm) -> float | None:
+def single_configuration(algorithm: Algorithm) -> None:
+    """A network is one configuration: refuse an algorithm given several values of a parameter (a sweep)."""
+    if any(len(values(v)) > 1 for v in algorithm.params.values() if not isinstance(v, str) and v is not None):
+        raise ValueError(f"{algorithm.describe()}: a network policy is one configuration; give each parameter one "
+                         "value")
+
+
+class ExactMeter:
+    """The exact measures of a policy trained by ``algorithm`` on an enumerable ``game`` against the reference
+    ``ref``: ``meter(policy)`` enumerates it and returns (E_x DualGap_τ, E_x KL(π ‖ π_fixed)) in
+    :func:`~preference_games.sequences.tabular_game` — τ the algorithm's gap τ (``tabular.facts``), π_fixed its
+    fixed point (the KL is NaN where the engine knows none). Shared by :func:`train` and ``llm_backend``'s trainer.
+    """
+
+    def __init__(self, algorithm: Algorithm, game: SequenceGame, ref):
+        self.game, self.tabular = game, tabular_game(game, ref)
+        known = facts(algorithm)
+        self.tau = float(values(known.gap_tau)[0])
+        self.fixed = known.fixed_point(self.tabular, 0, self.tabular.ref) if known.fixed_point else None
+
+    def __call__(self, policy) -> tuple[float, float]:
+        enumerated = _enumerated(policy, self.game)
+        gap = float(duality_gap(self.tabular, enumerated, self.tau))
+        if self.fixed is None:
+            return gap, np.nan
+        return gap, float(self.tabular.expected(_kl(enumerated.log_probs, self.fixed.log_probs)))
+
+
+def mixture_beta(algorithm: Algorithm) -> float | None:
     """β of the first mixture source the algorithm samples from the policy (IPO-MD, Nash-MD-PG), else None."""
     for sampler in algorithm.samplers:
         if "mixture" in (sampler.first, sampler.second) and not callable(sampler.beta):
@@ -110,9 +138,7 @@ def train(algorithm: Algorithm, game: SequenceGame, *, steps: int = 2000, lr: fl
         raise ValueError(f"optimizer must be one of {tuple(OPTIMIZERS)}; got {optimizer!r}")
     if labels not in LABELS:
         raise ValueError(f"labels must be one of {LABELS}; got {labels!r}")
-    if any(len(values(v)) > 1 for v in algorithm.params.values() if not isinstance(v, str) and v is not None):
-        raise ValueError(f"{algorithm.describe()}: an autoregressive policy is one configuration; give each "
-                         "parameter one value")
+    single_configuration(algorithm)
 
     with one_thread():
         return _train(algorithm, game, steps, lr, batch, labels, seed, hidden, head_scale, eval_every, optimizer, clip,
@@ -124,17 +150,7 @@ def _train(algorithm, game, steps, lr, batch, labels, seed, hidden, head_scale, 
     policy = AutoregressivePolicy.for_game(game, hidden=hidden, seed=seed, dtype=torch.float64,
                                            head_scale=head_scale)
     ref = policy.snapshot()  # π_ref: the initial policy
-    tabular = tabular_game(game, ref)
-    known = facts(algorithm)
-    tau = float(values(known.gap_tau)[0])
-    fixed = known.fixed_point(tabular, 0, tabular.ref) if known.fixed_point else None
-
-    def measure() -> tuple[float, float]:
-        enumerated = _enumerated(policy, game)
-        gap = float(duality_gap(tabular, enumerated, tau))
-        kl = np.nan if fixed is None else float(tabular.expected(_kl(enumerated.log_probs, fixed.log_probs)))
-        return gap, kl
-
+    meter = ExactMeter(algorithm, game, ref)
     oracle = SequenceOracle(game)
     roles = Roles(policy=policy, ref=ref, data=ref)
     roles.aux = algorithm.auxiliary(policy) if algorithm.auxiliary else {}
@@ -146,7 +162,7 @@ def _train(algorithm, game, steps, lr, batch, labels, seed, hidden, head_scale, 
     step = TrainingStep(algorithm, roles, sampled_pairs(algorithm, roles, oracle, batch, generator, labels),
                         optimizer, clip=clip)
 
-    recorded, gaps, kls, losses = [0], *([value] for value in measure()), [np.nan]
+    recorded, gaps, kls, losses = [0], *([value] for value in meter(policy)), [np.nan]
     bar = progress_bar(steps, progress, algorithm.name)
     seconds = 0.0
     for t in range(steps):
@@ -160,7 +176,7 @@ def _train(algorithm, game, steps, lr, batch, labels, seed, hidden, head_scale, 
             raise FloatingPointError(f"{algorithm.describe()}: the loss became non-finite at step {t + 1}; "
                                      "lower --lr")
         if (t + 1) % eval_every == 0 or t + 1 == steps:
-            gap, kl = measure()
+            gap, kl = meter(policy)
             recorded.append(t + 1)
             gaps.append(gap)
             kls.append(kl)
@@ -169,10 +185,10 @@ def _train(algorithm, game, steps, lr, batch, labels, seed, hidden, head_scale, 
             bar.update(1)
     if bar is not None:
         bar.close()
-    beta = _mixture_beta(algorithm)
+    beta = mixture_beta(algorithm)
     return SequenceRun(
         algorithm=algorithm, game=game, steps=np.array(recorded), duality_gap=np.array(gaps),
-        kl_to_fixed_point=None if fixed is None else np.array(kls), loss=np.array(losses),
+        kl_to_fixed_point=None if meter.fixed is None else np.array(kls), loss=np.array(losses),
         mixture_tv=None if beta is None else mixture_tv(policy, ref, beta, game), seconds=seconds,
         pairs=steps * batch * len(algorithm.samplers), policy=policy,
     )

@@ -43,7 +43,38 @@ BAD_FILES = {
     "bad-ref.json": lambda p: p.write_text("[0.5, 0.6, 0.0]"),
     "mu.json": lambda p: p.write_text("[0.2, 0.3, 0.5]"),
     "a-file": lambda p: p.write_text("not a folder"),
+    "prompts.jsonl": lambda p: p.write_text('{"prompt": "Say hi."}\n{"prompt": "Why?"}\n'),
+    "no-prompt.jsonl": lambda p: p.write_text('{"question": "Say hi."}\n'),
+    "prefs.jsonl": lambda p: p.write_text('{"prompt": "Hi", "chosen": "a", "rejected": "b"}\n'),
+    "reward-2-outputs": lambda p: _save_classifier(p, labels=2),
+    "reward": lambda p: _save_classifier(p, labels=1),
+    "no-pad-model": lambda p: _save_causal_lm_without_pad(p),
 }
+
+
+def _save_classifier(folder, labels: int) -> None:
+    """A tiny sequence classifier with ``labels`` outputs and a character tokenizer, saved to ``folder``."""
+    from transformers import LlamaConfig, LlamaForSequenceClassification
+
+    from llm_backend.text import char_tokenizer
+
+    tokenizer = char_tokenizer()
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=1, num_labels=labels,
+                         pad_token_id=tokenizer.pad_token_id, max_position_embeddings=128)
+    LlamaForSequenceClassification(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+
+
+def _save_causal_lm_without_pad(folder) -> None:
+    """A tiny causal LM whose tokenizer has no pad token."""
+    from llm_backend.policy import tiny_llama
+    from llm_backend.text import char_tokenizer
+
+    tokenizer = char_tokenizer()
+    tiny_llama(len(tokenizer), pad_id=tokenizer.pad_token_id, hidden=16, layers=1).save_pretrained(folder)
+    tokenizer.pad_token = None
+    tokenizer.save_pretrained(folder)
 
 #: (command, arguments, a fragment the one line must contain). Missing files and unknown names need no file.
 CASES = [
@@ -127,6 +158,35 @@ CASES = [
     ("verify", ["--only", "no-such-check"], "no check named"),
     ("verify", ["--seed", "-1", "--list"], "--seed"),
     ("verify", ["--games", "-1", "--only", "inpo/"], "random games"),
+    # ---------------------------------------------------------------------------------------------------- train
+    ("train", ["--algo", "online-ipo", "--model", "tiny", "--game", "rps", "--out", "o"], "unknown sequence game"),
+    ("train", ["--algo", "online-ipo", "--model", "no-such-dir", "--game", "rps-sequences", "--out", "o"],
+     "no model directory at no-such-dir"),
+    ("train", ["--algo", "online-ipo", "--model", "no-such-dir", "--prompts", "{prompts.jsonl}", "--oracle",
+               "reward:{reward}", "--out", "o"], "no model directory at no-such-dir"),
+    ("train", ["--algo", "online-ipo", "--model", "tiny", "--prompts", "{prompts.jsonl}", "--out", "o"],
+     "--prompts needs a judge"),
+    ("train", ["--algo", "online-ipo", "--model", "tiny", "--prompts", "{prompts.jsonl}", "--oracle", "judge:x",
+               "--out", "o"], "--oracle must be"),
+    ("train", ["--algo", "online-ipo", "--model", "tiny", "--prompts", "{prompts.jsonl}", "--oracle",
+               "reward:{reward-2-outputs}", "--out", "o"], "exactly one output"),
+    ("train", ["--algo", "online-ipo", "--model", "{no-pad-model}", "--prompts", "{prompts.jsonl}", "--oracle",
+               "reward:{reward}", "--out", "o"], "no pad token"),
+    ("train", ["--algo", "online-ipo", "--model", "tiny", "--prompts", "{prompts.jsonl}", "--oracle",
+               "reward:{reward}", "--max-new-tokens", "300", "--out", "o"], "context (256 positions) is shorter"),
+    ("train", ["--algo", "online-ipo", "--model", "tiny", "--prompts", "{no-prompt.jsonl}", "--oracle",
+               "reward:{reward}", "--out", "o"], "prompt"),
+    ("train", ["--algo", "online-ipo", "--model", "tiny", "--prompts", "{prompts.jsonl}", "--oracle",
+               "reward:{reward}", "--preferences", "{prefs.jsonl}", "--out", "o"],
+     "does not train on a preference dataset"),
+    ("train", ["--algo", "online-ipo", "--model", "tiny", "--game", "rps-sequences", "--steps", "0", "--out", "o"],
+     "--steps must be"),
+    ("train", ["--algo", "online-ipo", "--model", "tiny", "--game", "rps-sequences", "--temperature", "0", "--out",
+               "o"], "temperature must lie in"),
+    ("train", ["--algo", "online-ipo", "--model", "tiny", "--game", "rps-sequences", "--device", "cuda", "--out",
+               "o"], "no GPU"),
+    ("train", ["--algo", "online-ipo", "--model", "tiny", "--game", "rps-sequences", "--out", "{a-file}"],
+     "is not a directory"),
 ]
 
 
@@ -159,7 +219,9 @@ def test_every_subcommand_has_bad_input_rows():
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(command, arguments, fragment, tmp_path, capsys,
                                                             monkeypatch):
     for name, write in BAD_FILES.items():
-        write(tmp_path / name)
+        if any(f"{{{name}}}" in argument for argument in arguments):  # models are slow to build: only those used
+            write(tmp_path / name)
+    capsys.readouterr()  # what building the files printed (HF's progress bars) is not the command's output
     argv = [command, *fill(arguments, tmp_path)]
     monkeypatch.chdir(tmp_path)  # relative --out folders land here, where the test looks for them
     before = tree(tmp_path)

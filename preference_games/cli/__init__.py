@@ -9,9 +9,11 @@
     preference-games simulate --algo online-ipo --tau 0.1 --game rps-sequences --policy autoregressive [--json]
     preference-games plot figure9|dynamics|field|contour|convergence|tau-path --out DIR [--algo NAME ...] [--game ...]
     preference-games verify [--only NAME ...] [--games N] [--seed S] [--quick] [--list] [--json]
+    preference-games train --algo online-ipo --tau 0.1 --model tiny --game rps-sequences --out DIR [--json]
+    preference-games train --algo online-ipo --model DIR --prompts P.jsonl --oracle reward:DIR --out DIR
 
 One module per command (:mod:`.demo`, :mod:`.games`, :mod:`.solve`, :mod:`.algorithms`, :mod:`.simulate`,
-:mod:`.plot`, :mod:`.verify`), each with its arguments, its ``cmd_`` function and its output; :mod:`.common` holds
+:mod:`.plot`, :mod:`.verify`, :mod:`.train`), each with its arguments, its ``cmd_`` function and its output; :mod:`.common` holds
 what they share. Values are checked by the library that computes with them: its one-line ValueError is the message.
 The command line checks only what is about the command line (flags that contradict each other or do not apply).
 
@@ -56,7 +58,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     """The parser of every command; each command module adds its own subcommand."""
     # Imported here, not at the top: the command modules import the error types above from this package.
-    from . import algorithms, demo, games, plot, simulate, solve, verify
+    from . import algorithms, demo, games, plot, simulate, solve, train, verify
 
     parser = _Parser(
         prog="preference-games",
@@ -64,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for command in (demo, games, solve, algorithms, simulate, plot, verify):
+    for command in (demo, games, solve, algorithms, simulate, plot, verify, train):
         command.add_parser(commands)
     return parser
 
