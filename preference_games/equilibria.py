@@ -559,7 +559,7 @@ def _nash_prompt(S: np.ndarray, ref: np.ndarray, selection: str, tol: float):
     x, T, face = found
     if face.dim == 0:
         return x, True, f"{route}; unique" + "".join(f"; {n}" for n in notes), fallback
-    selected = _max_entropy(S, x, T, face.Z, ref) if selection == "max-entropy" else _vertex(S, T, x)
+    selected = _max_entropy(S, x, T, face, ref) if selection == "max-entropy" else _vertex(S, T, x)
     if isinstance(selected, str):
         notes.append(f"{selection} selection failed ({selected}): returned the relative-interior equilibrium")
         fallback, selected = True, x
@@ -583,7 +583,7 @@ def _rounding(S: np.ndarray) -> float:
 class _Face:
     """The affine hull {x_T : S_TT x_T = 0, 1ᵀx_T = 1} of the equilibrium set, from the SVD of A = [S_TT; 1ᵀ].
 
-    ``dim`` is the nullity of A (``RANK_RTOL``), ``Z`` [|T|, dim] an orthonormal basis of its kernel.
+    ``dim`` is the nullity of A (``RANK_RTOL``); the columns of ``V`` [|T|, rank] span its row space.
     """
 
     def __init__(self, S: np.ndarray, T: np.ndarray):
@@ -593,7 +593,6 @@ class _Face:
         self.U, self.sigma, Vt = np.linalg.svd(self.A, full_matrices=False)
         self.rank = int(np.sum(self.sigma > RANK_RTOL * self.sigma[0]))
         self.V = Vt[: self.rank].T
-        self.Z = Vt[self.rank :].T
         self.dim = len(idx) - self.rank
 
     def project(self, x_T: np.ndarray) -> np.ndarray:
@@ -771,83 +770,102 @@ def _vertex(S: np.ndarray, T: np.ndarray, x: np.ndarray):
     return vertex / vertex.sum()
 
 
-#: The active-set Newton method of _max_entropy: iteration cap, the Newton decrement below which a face's minimum
-#: is reached (f is then within decrement/2 of it, at the rounding level of Σ x log x), and the relative tolerance
-#: of its first-order certificate.
-MAXENT_ITER = 200
-MAXENT_DECREMENT = 1e-26
-MAXENT_TOL = 1e-9
+#: _max_entropy: cap on its active-set changes and on the Newton steps of each equality-constrained solve, and the
+#: tolerance of its KKT certificate (relative to the game's scale and to max(1, ‖μ‖∞) for complementarity).
+MAXENT_ITER = 100
+MAXENT_TOL = 1e-12
+#: The largest change of any log x_y in one dual Newton step of _max_entropy, and its damping relative to the trace
+#: of the Newton matrix.
+MAXENT_LOG_STEP = 30.0
+MAXENT_DAMPING = 1e-14
 
 
-def _max_entropy(S: np.ndarray, x: np.ndarray, T: np.ndarray, Z: np.ndarray, ref: np.ndarray):
-    """argmin KL(x‖ref) over the equilibrium set E, or a string saying why the certificate failed.
+def _max_entropy(S: np.ndarray, x: np.ndarray, T: np.ndarray, face: "_Face", ref: np.ndarray):
+    """argmin KL(x‖ref) over the equilibrium set E, or a string saying why its certificate failed.
 
-    On the affine hull x_T = x⁰ + Zu (Z from :class:`_Face`) E is cut out by G x_T ≤ 0, G = S_{N,T} (N = off T;
-    x_T > 0 holds at the minimiser because ∂KL/∂x_y → −∞ as x_y → 0 and some point of E is positive on T). A primal
-    active-set method: Newton steps for KL on the current face {Zu : G_W Z u = 0} with backtracking (Armijo) and a
-    ratio test that stops at, and activates, the first blocking constraint; at a face's minimum, a constraint with a
-    negative multiplier is released. Certificate (KKT): Zᵀ(g + G_Wᵀμ) = 0 with g = log(x_T/ref_T), μ ≥ 0,
-    G x_T ≤ 0, x_T > 0, each to MAXENT_TOL relative to max(1, ‖g‖∞); KL is convex, so that is optimality on E.
+    On T, E = {x ≥ 0 : Cx = d, Gx ≤ 0}: C [rank, |T|] spans the rows of [S_TT; 1ᵀ] (from the face's SVD, d = Cx for
+    the strictly complementary x) and G = S_{N,T} holds the actions no equilibrium plays. The minimiser is positive
+    on T (∂KL/∂x_y → −∞ as x_y → 0 and some point of E is positive on T), so its KKT conditions read
+
+        log x = log ref − 1 + Cᵀλ − G_Wᵀμ,    μ ≥ 0,    Cx = d,    G_W x = 0,    Gx ≤ 0,
+
+    for the set W of constraints active at it. An active-set method finds W: for a working set, the
+    equality-constrained minimiser is the maximiser of the concave dual D(ν) = νᵀe − Σ_y exp(log ref_y − 1 +
+    (Mᵀν)_y), M = [C; −G_W], e = (d, 0), found by Newton's method (∇D = e − Mx, ∇²D = −M diag(x) Mᵀ, least squares
+    where M has dependent rows); a constraint with μ_j < 0 then leaves W, the most violated one outside W joins it.
+    Working with log x keeps references of 1e-300 exact, where a Newton step in x itself loses them to cancellation.
+    Certificate: stationarity holds by construction, so first-order optimality on the face reduces to Cx = d,
+    Gx ≤ 0, μ ≥ 0 and μ_j (Gx)_j = 0, each checked to MAXENT_TOL; KL is convex, so that is optimality over E.
     """
-    xT, log_ref = x[T].copy(), np.log(ref[T])
+    C = face.V.T  # [rank, |T|]
+    d = C @ x[T]
     G = S[np.ix_(~T, T)]  # [|N|, |T|]
-    GZ = G @ Z
-    active = np.zeros(len(G), dtype=bool)
-
-    def kl(v):
-        return float(np.sum(v * (np.log(v) - log_ref)))
-
+    # KL(x‖c·ref) − KL(x‖ref) is constant on the simplex: normalising ref on T leaves the minimiser alone and starts
+    # the dual at x = ref/Σ_T ref instead of at a point that may be 1e-300 away from the simplex.
+    base = np.log(ref[T]) - logsumexp(np.log(ref[T]))
+    W = np.zeros(len(G), dtype=bool)
+    lam, mu = np.zeros(len(C)), np.zeros(len(G))  # μ over all of G's rows, 0 off W
     for _ in range(MAXENT_ITER):
-        g = np.log(xT) - log_ref
-        basis = Z if not active.any() else Z @ _kernel(GZ[active])
-        decrement, d = 0.0, np.zeros_like(xT)
-        if basis.shape[1]:
-            gB = basis.T @ g
-            p = -np.linalg.solve((basis.T / xT) @ basis, gB)  # Hessian Bᵀ diag(1/x) B, positive definite
-            d, decrement = basis @ p, -float(gB @ p)
-        if decrement > MAXENT_DECREMENT:
-            shrinking = d < 0
-            alpha = min(1.0, 0.99 * float(np.min(-xT[shrinking] / d[shrinking]))) if shrinking.any() else 1.0
-            rate = G @ d
-            blocking = ~active & (rate > 0)
-            hit = None
-            if blocking.any():
-                ratios = np.where(blocking, -(G @ xT) / np.where(blocking, rate, 1.0), np.inf)
-                hit = int(np.argmin(ratios))
-                if ratios[hit] >= alpha:
-                    hit = None
-                else:
-                    alpha = max(float(ratios[hit]), 0.0)
-            f0 = kl(xT)
-            while hit is None and kl(xT + alpha * d) > f0 - 1e-4 * alpha * decrement and alpha > 1e-12:
-                alpha *= 0.5
-            if hit is None and alpha <= 1e-12:
-                decrement = 0.0  # no descent left at working precision: treat as a face minimum
-            else:
-                xT = xT + alpha * d
-                if hit is not None:
-                    active[hit] = True
-                continue
-        mu = np.linalg.lstsq(GZ[active].T, -(Z.T @ g), rcond=None)[0] if active.any() else np.zeros(0)
-        if mu.size and mu.min() < 0:
-            active[np.flatnonzero(active)[int(np.argmin(mu))]] = False
+        nu, xT = _entropy_dual_newton(base, np.vstack([C, -G[W]]), np.r_[d, np.zeros(W.sum())], np.r_[lam, mu[W]])
+        lam, mu[W] = nu[: len(C)], nu[len(C):]
+        slack = G @ xT
+        if W.any() and mu[W].min() < -MAXENT_TOL * max(1.0, float(np.abs(mu).max())):
+            leaving = int(np.argmin(np.where(W, mu, np.inf)))
+            W[leaving], mu[leaving] = False, 0.0
+            continue
+        violated = np.where(W, -np.inf, slack)
+        if violated.size and violated.max() > MAXENT_TOL:
+            W[int(np.argmax(violated))] = True
             continue
         break
     else:
-        return f"no convergence in {MAXENT_ITER} active-set Newton steps"
-    g = np.log(xT) - log_ref
-    scale = max(1.0, float(np.abs(g).max()))
-    stationarity = Z.T @ g + (GZ[active].T @ mu if active.any() else 0.0)
-    worst = max(float(np.abs(stationarity).max(initial=0.0)), float(-mu.min(initial=0.0))) / scale
-    if worst > MAXENT_TOL or not np.all(xT > 0) or (G @ xT).max(initial=-1.0) > _rounding(S):
-        return f"first-order optimality on the face holds only to {worst:.2g} (relative)"
+        return f"the active set did not settle in {MAXENT_ITER} changes"
+    scale = max(1.0, float(np.abs(mu).max(initial=0.0)))
+    worst = max(float(np.abs(C @ xT - d).max()), float(slack.max(initial=0.0)), float(-mu.min(initial=0.0)) / scale,
+                float(np.abs(mu * slack).max(initial=0.0)) / scale)
+    if not worst <= MAXENT_TOL:
+        return f"its first-order optimality conditions hold only to {worst:.2g}"
     selected = np.zeros(len(S))
     selected[T] = xT
     return selected / selected.sum()
 
 
-def _kernel(M: np.ndarray) -> np.ndarray:
-    """Orthonormal basis [n, n − rank] of the kernel of M [m, n] (RANK_RTOL relative to its largest singular value)."""
-    _, sigma, Vt = np.linalg.svd(M)
-    rank = int(np.sum(sigma > RANK_RTOL * sigma[0])) if sigma.size else 0
-    return Vt[rank:].T
+def _entropy_dual_newton(base: np.ndarray, M: np.ndarray, e: np.ndarray, nu: np.ndarray):
+    """(ν, x): the maximiser of D(ν) = νᵀe − Σ exp(base + Mᵀν) by Newton's method from ν, and x = exp(base + Mᵀν).
+
+    Each step solves (M diag(x) Mᵀ + δI) Δ = e − Mx (δ = MAXENT_DAMPING·trace, which also covers dependent rows of
+    M), is cut so that no log x
+    moves by more than MAXENT_LOG_STEP, and is halved until D rises
+    or ‖e − Mx‖∞ falls; it stops at ‖e − Mx‖∞ ≤ MAXENT_TOL/4 or when no halving helps (rounding level).
+    """
+
+    def evaluate(nu):
+        with np.errstate(over="ignore"):
+            x = np.exp(base + M.T @ nu)
+        gradient = e - M @ x
+        return x, float(nu @ e - x.sum()), gradient, float(np.abs(gradient).max(initial=0.0))
+
+    x, value, gradient, residual = evaluate(nu)
+    if not np.isfinite(value):  # the warm start overflows once the working set changed: start from ref instead
+        nu = np.zeros_like(nu)
+        x, value, gradient, residual = evaluate(nu)
+    for _ in range(MAXENT_ITER):
+        if residual <= MAXENT_TOL / 4:
+            break
+        H = (M * x) @ M.T
+        # Levenberg–Marquardt damping: a direction only tiny coordinates see (x_y ~ 1e-100) has curvature ~ x_y and
+        # would be dropped by a plain solve; damped, it gets a gradient step, which the trust region below caps.
+        step = np.linalg.solve(H + MAXENT_DAMPING * np.trace(H) * np.eye(len(H)), gradient)
+        # x depends on ν through exp: a Newton step that moves some log x by more than MAXENT_LOG_STEP is cut to
+        # that length, a trust region in log space (the quadratic model means nothing beyond it).
+        step *= min(1.0, MAXENT_LOG_STEP / max(float(np.abs(M.T @ step).max(initial=0.0)), 1e-300))
+        for _ in range(60):
+            trial = evaluate(nu + step)
+            if np.isfinite(trial[1]) and (trial[1] > value or trial[3] < residual):
+                break
+            step = step / 2
+        else:
+            break
+        nu = nu + step
+        x, value, gradient, residual = trial
+    return nu, x
