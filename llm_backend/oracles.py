@@ -82,6 +82,11 @@ def _both_orders(judge: Callable, prompts: list[str], a: list[str], b: list[str]
     return _symmetric(u)
 
 
+def _short(text: str, limit: int = 60) -> str:
+    """A text for a one-line error message: its repr, cut after ``limit`` characters."""
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + "…"
+
+
 def _check_probabilities(values, prompts: list[str], a: list[str], b: list[str]) -> torch.Tensor:
     """A judge's answers as float64 [N], refused (one line, naming the first offender) unless each is in [0, 1]."""
     out = torch.empty(len(values), dtype=DTYPE)
@@ -91,8 +96,8 @@ def _check_probabilities(values, prompts: list[str], a: list[str], b: list[str])
         except (TypeError, ValueError):
             number = math.nan
         if not 0.0 <= number <= 1.0:  # NaN fails this too
-            raise ValueError(f"the preference function returned {value!r} for (prompt={prompts[i]!r}, "
-                             f"a={a[i]!r}, b={b[i]!r}); it must be a probability in [0, 1]")
+            raise ValueError(f"the preference function returned {value!r} for (prompt={_short(prompts[i])}, "
+                             f"a={_short(a[i])}, b={_short(b[i])}); it must be a probability in [0, 1]")
         out[i] = number
     return out
 
@@ -207,13 +212,14 @@ class _ClassifierOracle(TextOracle):
             if self.max_length is None and limit is not None and ids.shape[1] > limit:
                 i = int(length.argmax())
                 raise ValueError(f"a text of {int(length[i])} tokens exceeds the preference model's context "
-                                 f"(max_position_embeddings={limit}); pass max_length to truncate: {chunk[i]!r}")
+                                 f"(max_position_embeddings={limit}); pass max_length to truncate: {_short(chunk[i])}")
             # the classifier pools at the rightmost token that is not the pad id (alone or batched alike: right
             # padding only appends pads); a text with none would be pooled at a pad
             empty = ~((ids != self.pad_id) & mask.bool()).any(-1)  # [b]
             if bool(empty.any()):
-                raise ValueError(f"the text {chunk[int(empty.nonzero()[0])]!r} has no token other than the pad token "
-                                 f"(id {self.pad_id}) for the classifier to score")
+                text = chunk[int(empty.nonzero()[0])]
+                raise ValueError(f"the text {_short(text)} has no token other than the pad token (id {self.pad_id}) "
+                                 f"for the classifier to score")
             logits = self.model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits  # [b, 1]
             found.update(zip(chunk, logits[:, 0].to(device="cpu", dtype=DTYPE).tolist()))
         return torch.tensor([found[t] for t in texts], dtype=DTYPE)
@@ -353,14 +359,14 @@ class GameOracle(TextOracle):
         """x for the text ``<bos><x{x}>`` (or ``<x{x}>``)."""
         match = re.fullmatch(r"(?:<bos>)?<x(\d+)>", text)
         if match is None or int(match.group(1)) >= self.game.num_prompts:
-            raise ValueError(f"{text!r} is not a prompt of {self.game.name} (<bos><x0> … "
+            raise ValueError(f"{_short(text)} is not a prompt of {self.game.name} (<bos><x0> … "
                              f"<bos><x{self.game.num_prompts - 1}>)")
         return int(match.group(1))
 
     def response_index(self, text: str) -> int:
         """y for a string of ``length`` letters: its base-V digits, most significant first."""
         if self._response.fullmatch(text) is None:
-            raise ValueError(f"{text!r} is not a response of {self.game.name} ({self.game.length} letters from "
+            raise ValueError(f"{_short(text)} is not a response of {self.game.name} ({self.game.length} letters from "
                              f"{self._letters!r})")
         y = 0
         for letter in text:
