@@ -230,6 +230,9 @@ def test_callable_oracle_bad_inputs():
         CallableOracle(lambda xs, as_, bs: [0.5], CODEC, batched=True).compare(["x"], ["a"], ["b"])
     with pytest.raises(ValueError, match="needs a function"):
         CallableOracle(0.5, CODEC)
+    with pytest.raises(ValueError, match="returned 2.0") as error:  # a long text is cut: the message stays one line
+        CallableOracle(lambda x, a, b: 2.0, CODEC).compare(["a\n" * 500], ["a"], ["b"])
+    assert len(str(error.value)) < 250 and "\n" not in str(error.value).replace("\\n", "")
 
 
 # ===================================================================================== the protocol's identity
