@@ -28,7 +28,8 @@ def solve_report(game: PreferenceGame, tau: float, selection: str) -> dict:
     """Solve one game and collect what ``solve`` prints; every number is measured on the returned policy."""
     if tau == 0:
         eq = nash_lp(game, selection=selection)
-        extra = {"value": policy_lists(eq.value[None]), "unique": [bool(u) for u in eq.unique], "selection": selection}
+        extra = {"value": policy_lists(eq.value[None]), "unique": [bool(u) for u in eq.unique], "selection": selection,
+                 "method": list(eq.method), "fallback": [bool(f) for f in eq.fallback]}
     else:  # any other tau, including a negative or NaN one, is the regularised solver's to accept or refuse
         eq = regularized_nash(game, tau)
         extra = {"newton_steps": eq.iterations, "products_with_P": eq.matvecs}
