@@ -39,7 +39,7 @@ from .games import PreferenceGame, check_seed
 from .models import FrozenPolicy, TabularLogits
 from .policies import _kl
 from .samplers import Roles, TabularOracle
-from .tabular import ExactContrastiveGradient, TabularFacts, facts
+from .tabular import SOFT_LABEL_SLOPES, ExactContrastiveGradient, TabularFacts, facts
 from .training import ConfigSGD, TrainingStep, exhaustive_pairs, one_thread, progress_bar, sampled_pairs
 
 MODES = ("exact", "closed-form", "sampled")
@@ -297,16 +297,17 @@ class _Stepper:
         self.train = TrainingStep(algorithm, roles, pairs, optimizer, gradient=self._closed_form_gradient())
 
     def _closed_form_gradient(self):
-        """Exact mode, one sampler, no auxiliary models, a contrastive objective (whose gradient has a closed form,
-        :class:`~preference_games.tabular.ExactContrastiveGradient`): a function giving (loss, tensor, its gradient)
-        for :class:`~preference_games.training.TrainingStep`; else None (autograd on the pairs). On a
+        """Exact mode, one sampler, no auxiliary models, a contrastive objective with one of the built-in pair losses
+        (whose gradient has a closed form, :class:`~preference_games.tabular.ExactContrastiveGradient`): a function
+        giving (loss, tensor, its gradient) for :class:`~preference_games.training.TrainingStep`; else None
+        (autograd on the pairs). On a
         :class:`TabularLogits` policy the tensor is the logits themselves, whose gradient is given outright (the
         fused exact step: no backward pass); on any other enumerable policy it is the log-probability table, and
         the step backpropagates through the policy's own parameterisation."""
         objective, policy = self.algorithm.objective, self.roles.policy
         if self.mode != "exact" or self.roles.aux or len(self.algorithm.samplers) != 1:
             return None
-        if not isinstance(objective, Contrastive):
+        if not isinstance(objective, Contrastive) or objective.pair_loss not in SOFT_LABEL_SLOPES:
             return None
         exact = ExactContrastiveGradient(objective, self.algorithm.samplers[0], self.oracle, policy.dtype,
                                          policy.device)

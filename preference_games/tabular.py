@@ -253,7 +253,7 @@ class ExactContrastiveGradient:
     def __init__(self, objective: Contrastive, sampler, oracle, dtype=torch.float64, device=None):
         if objective.pair_loss not in SOFT_LABEL_SLOPES:
             raise ValueError(f"no closed-form slope for the pair loss {objective.pair_loss.__name__!r}")
-        self.objective, self.sampler, self.oracle = objective, sampler, oracle
+        self.objective, self.sampler = objective, sampler
         to = dict(dtype=dtype, device=device)
         k = objective.coefficient.to(**to)  # a scalar or [C, 1]
         self.k = k.reshape(1, 1, -1, 1) if k.dim() else k  # against [Y, Y', C, X]

@@ -189,3 +189,14 @@ def test_each_soft_label_slope_is_the_derivative_of_the_soft_label_loss(loss):
 
 def test_every_pair_loss_has_a_slope():
     assert set(SOFT_LABEL_SLOPES) == set(PAIR_LOSSES.values())
+
+
+def test_a_pair_loss_without_a_closed_form_takes_the_autograd_path(monkeypatch):
+    """A contrastive objective with a pair loss of its own (no slope in SOFT_LABEL_SLOPES) still runs: on the pairs."""
+    from dataclasses import replace
+
+    algorithm = replace(make("online-ipo"), objective=Contrastive(lambda h, tau: torch.log1p((h * tau) ** 2), 0.1))
+    calls, original = [], Contrastive.__call__
+    monkeypatch.setattr(Contrastive, "__call__", lambda self, *args: calls.append(1) or original(self, *args))
+    run = simulate(algorithm, _games("one-prompt")[0], steps=5, lr=0.1)
+    assert len(calls) == 5 and np.all(np.isfinite(run.log_probs))
