@@ -42,20 +42,32 @@ from __future__ import annotations
 import contextlib
 import copy
 import inspect
+import itertools
 import json
 import os
+import weakref
 
 import torch
 
 from preference_games.sequences import SequenceGame, Tokens, _flat_pair, _positive_int, _TokenModel
 
 SETTINGS_FILE = "preference_games_policy.json"  # what save_pretrained adds beside the model's own files
+BASE = "base"  # the weights a LoRA policy's reference reads: the base model with every adapter disabled
+_ADAPTER_NAMES = itertools.count()
+
+
+def _delete_adapter(model_ref, name: str) -> None:
+    """Drop a snapshot's adapter once the snapshot is gone (if the model still exists)."""
+    model = model_ref()
+    if model is not None and name in model.peft_config:
+        model.delete_adapter(name)
 
 
 def _cache_argument(model) -> str:
     """The keyword that passes a KV cache to ``model.forward``: ``cache`` from transformers 5.2x on,
     ``past_key_values`` before (still accepted, with a deprecation warning, until it is removed)."""
-    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model  # a peft model forwards **kwargs
+    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
 
 
 def tiny_llama(vocab_size: int, *, pad_id: int, bos_id: int | None = None, eos_id: int | None = None,
@@ -126,6 +138,7 @@ class TransformerPolicy(_TokenModel, torch.nn.Module):
         self.temperature = _number("temperature", temperature, 0.0, float("inf"), open_low=True)
         self.top_p = _number("top_p", top_p, 0.0, 1.0, open_low=True)
         self.length_normalise, self.frozen = bool(length_normalise), False
+        self.adapter = None  # which weights a frozen view reads: None (the model as it is), BASE, or a LoRA adapter
         self._cache_argument = _cache_argument(model)
 
     @classmethod
@@ -241,8 +254,9 @@ class TransformerPolicy(_TokenModel, torch.nn.Module):
         """The model's logits [N, T, vocab] for ids [N, T] (attention ``mask`` [N, T_past + T], ``positions``
         [N, T]), continuing ``cache`` (updated in place) if given."""
         extra = {} if cache is None else {self._cache_argument: cache}
-        return self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=cache is not None,
-                          **extra).logits
+        with self._weights():
+            return self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
+                              use_cache=cache is not None, **extra).logits
 
     def _left(self, prompts: Tokens) -> tuple[torch.Tensor, torch.Tensor]:
         """Right-padded prompts [C, B, Lp] → left-padded ids [N, Lp] and their attention mask [N, Lp]."""
@@ -356,9 +370,22 @@ class TransformerPolicy(_TokenModel, torch.nn.Module):
         return TransformerMixture(self, other, beta)
 
     def snapshot(self) -> "TransformerPolicy":
-        """A frozen deep copy (eval mode, no gradient, detached log-probs); a snapshot's snapshot is itself."""
+        """A frozen copy of the policy as it is now (no gradient, detached log-probs); a snapshot's snapshot is
+        itself. With LoRA, a second *adapter* holding a copy of the trained adapter's weights, read through the same
+        base model (deleted when the snapshot is garbage-collected); otherwise a deep copy of the model."""
         if self.frozen:
             return self
+        if self.is_lora:
+            name = f"snapshot-{next(_ADAPTER_NAMES)}"
+            self.model.add_adapter(name, self.model.peft_config[self.model.active_adapter])
+            with torch.no_grad():
+                weights = dict(self.model.named_parameters())
+                for key, weight in weights.items():
+                    if f".{name}." in key:  # this adapter's copy of the trained adapter's weight
+                        weight.copy_(weights[key.replace(f".{name}.", f".{self.model.active_adapter}.")])
+            view = self._view(name)
+            weakref.finalize(view, _delete_adapter, weakref.ref(self.model), name)
+            return view
         frozen = copy.deepcopy(self)
         frozen.eval()
         for weight in frozen.parameters():
@@ -366,3 +393,56 @@ class TransformerPolicy(_TokenModel, torch.nn.Module):
             weight.grad = None
         frozen.frozen = True
         return frozen
+
+    def view(self) -> "TransformerPolicy":
+        """A frozen policy reading *this* policy's current weights, without copying them: what the pair sampler
+        draws a step's responses from (:func:`~preference_games.protocols.live_view`). It changes when the policy
+        is trained; keep a :meth:`snapshot` for anything that must stay."""
+        return self._view(self.adapter)
+
+    # ------------------------------------------------------------------------------------------------- LoRA
+    @property
+    def is_lora(self) -> bool:
+        """Whether the model is a peft LoRA model (base weights frozen, adapters trained)."""
+        return hasattr(self.model, "peft_config") and hasattr(self.model, "disable_adapter")
+
+    def with_lora(self, r: int = 8, alpha: float = 16, dropout: float = 0.0,
+                  target_modules="all-linear") -> "TransformerPolicy":
+        """A policy over this model wrapped by peft's LoRA (Hu et al. 2021): every targeted linear map W becomes
+        W + (alpha/r)·B A with A [r, in], B [out, r] trained and W frozen; B starts at 0, so the new policy equals
+        this one. Its :meth:`reference` is the base model with the adapter disabled and its :meth:`snapshot` a
+        second adapter — neither copies the model. The model is wrapped in place: use the returned policy."""
+        from peft import LoraConfig, get_peft_model
+
+        config = LoraConfig(r=_positive_int("r", r), lora_alpha=alpha, lora_dropout=dropout,
+                            target_modules=target_modules, task_type="CAUSAL_LM")
+        settings = self.settings()
+        return type(self)(get_peft_model(self.model, config), settings.pop("length"), **settings)
+
+    def reference(self) -> "TransformerPolicy":
+        """π_ref as the initial policy: with LoRA the base model with every adapter disabled (no copy), which is
+        the policy itself before training moved the adapter; otherwise a :meth:`snapshot`."""
+        return self._view(BASE) if self.is_lora else self.snapshot()
+
+    def _view(self, adapter) -> "TransformerPolicy":
+        """A frozen policy sharing this one's model and reading the weights named by ``adapter``."""
+        view = copy.copy(self)  # shares the model (and its parameters): nothing is copied
+        view.frozen, view.adapter = True, adapter
+        return view
+
+    @contextlib.contextmanager
+    def _weights(self):
+        """Run the model with the weights this policy reads: the base with adapters disabled (BASE), a snapshot
+        adapter (switched in for the call, then back to the trained one), or the model as it is."""
+        if self.adapter is None:
+            yield
+        elif self.adapter == BASE:
+            with self.model.disable_adapter():
+                yield
+        else:
+            trained = self.model.active_adapter
+            self.model.set_adapter(self.adapter, inference_mode=True)
+            try:
+                yield
+            finally:
+                self.model.set_adapter(trained)  # peft marks the trained adapter's weights trainable again

@@ -144,7 +144,8 @@ class Trainer:
         self.preferences, self.game = preferences, game
         self.bf16 = policy.device.type == "cuda" if bf16 is None else bool(bf16)
 
-        self.ref = policy.snapshot() if ref is None else ref.snapshot()
+        reference = getattr(policy, "reference", policy.snapshot)  # a LoRA policy's: the base, not a copy
+        self.ref = reference() if ref is None else ref.snapshot()
         self.roles = Roles(policy=policy, ref=self.ref, data=self.ref)
         self.roles.aux = algorithm.auxiliary(policy) if algorithm.auxiliary else {}
         self.env = Environment(prompts, oracle)

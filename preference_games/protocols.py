@@ -137,6 +137,14 @@ class GeometricAnchor:
         return self._combine(self.policy.log_prob_table().detach(), self.other.log_prob_table().detach(), w)
 
 
+def live_view(policy):
+    """A frozen policy reading ``policy``'s weights as they are now, to draw one step's responses from:
+    ``policy.view()`` where the policy offers one (a transformer, whose ``snapshot`` would copy the model every
+    step), else ``policy.snapshot()`` (a table's or a small network's copy costs as little)."""
+    view = getattr(policy, "view", None)
+    return view() if callable(view) else policy.snapshot()
+
+
 def is_enumerable(policy) -> bool:
     """Whether ``policy`` offers the whole probability table (and so the exact tools of the engine)."""
     return callable(getattr(policy, "log_prob_table", None))

@@ -31,6 +31,7 @@ import torch
 
 from .games import PreferenceGame
 from .models import DTYPE, FrozenPolicy
+from .protocols import live_view
 
 SOURCES = ("policy", "mixture", "ref", "data", "data-mixture", "anchor", "anchor-mixture")
 LABELS = ("bernoulli", "soft")
@@ -156,7 +157,7 @@ class PairSampler:
     def source(self, roles: Roles, name: str):
         """The (frozen) distribution behind a source name."""
         if name == "policy":
-            return roles.policy.snapshot()
+            return live_view(roles.policy)
         beta = self.beta(roles) if callable(self.beta) else self.beta
         if name == "mixture":
             return roles.policy.mixture_sampler(roles.ref, beta)
