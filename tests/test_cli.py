@@ -141,7 +141,7 @@ def test_bad_reference_file(tmp_path, capsys):
 
 
 @pytest.fixture
-def quick_demo(monkeypatch, tmp_path):
+def quick_demo(monkeypatch, tmp_path, short_transformer_demo):
     """The demo's content, not its budget, is under test: 10 steps per algorithm, the report in a temp folder."""
     from preference_games import report
 
@@ -159,6 +159,18 @@ def test_demo_solves_every_built_in_game_with_certificates(capsys, quick_demo):
         assert row["regularised_gap"] <= 1e-12 and row["lp_gap"] <= 1e-9
     by_game = {row["game"]: row for row in rows}
     assert by_game["condorcet"]["lp_policy"][0] == pytest.approx(1.0)  # the Condorcet winner
+    transformer = out["transformer"]
+    if transformer is not None:  # with the llm extra: the tiny transformer's exact gap, recomputed independently
+        import torch
+        from llm_backend import TransformerPolicy
+        from preference_games.sequences import exact_duality_gap, sequence_game_by_name
+
+        game = sequence_game_by_name("rps-sequences")
+        ref = TransformerPolicy.for_game(game, dtype=torch.float64, init_scale=0.1)
+        assert abs(transformer["initial_duality_gap"] - exact_duality_gap(ref, game, ref, 0.1)) < 1e-12
+        assert [step for step, _ in transformer["duality_gap"]] == [0, 2, 4]
+        assert all(0 <= tv < 1 for tv in transformer["mixture_tv"].values())
+        assert (quick_demo / transformer["figure"]).is_file()
     np.testing.assert_allclose(by_game["biased-rps"]["lp_policy"], [1 / 6, 1 / 3, 1 / 2], atol=1e-12)
 
 

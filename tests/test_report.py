@@ -56,11 +56,11 @@ def test_algorithm_table_compares_with_the_stated_fixed_point():
     assert rows["online-dpo"].max_abs_diff_to_fixed_point is None  # numerical on a non-Bradley-Terry game
 
 
-def test_demo_out_writes_the_report(tmp_path, capsys, monkeypatch):
+def test_demo_out_writes_the_report(tmp_path, capsys, monkeypatch, short_transformer_demo):
     from preference_games import report
     from preference_games.cli import main
 
-    monkeypatch.setattr(report, "ALGORITHM_STEPS", 10)  # the command's content, not its budget, is under test
+    monkeypatch.setattr(report, "ALGORITHM_STEPS", 10)
     monkeypatch.setattr(report, "VERIFY_GAMES", 2)
     assert main(["demo", "--out", str(tmp_path / "demo")]) == 0
     out = capsys.readouterr().out

@@ -25,11 +25,13 @@ def cmd_demo(args) -> int:
 
     from ..report import DEMO_TAU, VERIFY_GAMES, build_report
 
-    report = build_report(output_folder(args.out or DEMO_OUT))
+    folder = output_folder(args.out or DEMO_OUT)
+    report = build_report(folder)
+    transformer = _transformer_section(folder)
     if args.json:
         print(json.dumps({"report": str(report.page), "games": [asdict(row) for row in report.games],
                           "algorithms": [asdict(row) for row in report.algorithms],
-                          "theorems": report.theorems}))  # fmt: skip
+                          "theorems": report.theorems, "transformer": transformer}))  # fmt: skip
         return 0
     print(f"preference-games {__version__}: exact equilibria of the built-in preference games\n")
     header = (
@@ -58,6 +60,35 @@ def cmd_demo(args) -> int:
     for t in report.theorems:
         if t["verdict"] != "holds":
             print(f"  {t['verdict']:<22} {t['name']} ({t['paper']}, {t['location']})")
+    print_transformer(transformer)
     print(f"\nReport with every algorithm, Figure 9, a vector field, convergence plots and the theorem checks: "
           f"{report.page}")
     return 0
+
+
+def _transformer_section(folder) -> dict | None:
+    """llm_backend's section (``llm_backend.demo``), or None without the llm extra."""
+    try:
+        import transformers  # noqa: F401
+    except ImportError:
+        return None
+    from llm_backend.demo import transformer_section
+
+    return transformer_section(folder)
+
+
+def print_transformer(section: dict | None) -> None:
+    if section is None:
+        print("\nTransformer section skipped: it needs the llm extra (pip install 'preference-games[llm]').")
+        return
+    first, last = section["initial_duality_gap"], section["final_duality_gap"]
+    curve = ", ".join(f"{step}: {gap:.2e}" for step, gap in section["duality_gap"])
+    tv = ", ".join(f"beta={beta}: {value:.2e}" for beta, value in section["mixture_tv"].items())
+    far = ", ".join(f"{value:.2e}" for value in section["mixture_tv_independent"].values())
+    print(f"\nA transformer on a sequence game (llm_backend): {section['algorithm']} trains a {section['model']} "
+          f"({section['parameters']:,} parameters) on {section['game']} (27 strings), {section['steps']} steps of "
+          f"{section['batch']} sampled pairs in {section['seconds']:.0f} s.\n"
+          f"  exact duality gap {first:.2e} -> {last:.2e} ({first / last:.0f}x smaller); by step: {curve}\n"
+          f"  token-level vs sequence-level geometric mixture with pi_ref, total variation: {tv} (the trained "
+          f"policy); {far} (an independently initialised model)\n"
+          f"  figure: {section['figure']}")
