@@ -203,8 +203,15 @@ class TransformerPolicy(_TokenModel, torch.nn.Module):
                 "length_normalise": self.length_normalise}
 
     def save_pretrained(self, path) -> None:
-        """The model's weights and config in HuggingFace format, and the policy's settings beside them."""
-        self.model.save_pretrained(path)
+        """The model's weights and config in HuggingFace format, and the policy's settings beside them: a
+        directory :meth:`from_pretrained` (or any HF loader) reads back. With LoRA, the trained adapter merged into
+        a copy of the base — a complete model — and the adapter alone in ``path/adapter`` (peft's format)."""
+        if self.is_lora:
+            self.model.save_pretrained(os.path.join(path, "adapter"))
+            merged = copy.deepcopy(self.model).merge_and_unload()  # a copy: the training model keeps its adapter
+            merged.save_pretrained(path)
+        else:
+            self.model.save_pretrained(path)
         with open(os.path.join(path, SETTINGS_FILE), "w") as handle:
             json.dump(self.settings(), handle, indent=1)
 

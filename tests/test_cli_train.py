@@ -62,3 +62,17 @@ def test_text_output_names_what_it_measured(tmp_path, capsys):
     for fragment in ("ipo-md(beta=0.5, tau=0.1) on game rps-sequences", "duality gap at tau = 0.1", "mixture TV",
                      "KL(pi || pi_ref), estimated", "win rate against pi_ref", "metrics.jsonl"):
         assert fragment in text
+
+
+def test_train_with_lora_saves_the_adapter(tmp_path, capsys):
+    out = tmp_path / "run"
+    report = run(["train", "--algo", "inpo", "--param", "inner_steps=2", "--model", "tiny", "--game", "rps-sequences",
+                  "--lora", "4", "--steps", "4", "--batch", "4", "--eval-batch", "4", "--out", str(out), "--json"],
+                 capsys)
+    assert report["lora_rank"] == 4 and report["final_duality_gap"] != report["initial_duality_gap"]
+    assert (out / "final" / "adapter" / "adapter_config.json").exists()  # the adapter alone, as peft saves it
+    # and the adapter merged into the base: a complete model that loads with the policy it was
+    game = sequence_game_by_name("rps-sequences")
+    merged = TransformerPolicy.from_pretrained(out / "final", dtype=torch.float64, attn_implementation="eager")
+    ref = TransformerPolicy.for_game(game, dtype=torch.float64, init_scale=TINY_INIT_SCALE)
+    assert abs(exact_duality_gap(merged, game, ref, 0.1) - report["final_duality_gap"]) < 1e-12

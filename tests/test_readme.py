@@ -15,8 +15,8 @@
   appear in the output; text in parentheses is prose.
 * The files in ``examples/`` are what examples/README.md says they are.
 
-``demo``, the full-size ``verify`` runs and sequence-model training (30 s to a minute each on an idle 2-core machine,
-several times that on a loaded one) are marked slow; ``verify --list`` and ``verify --quick`` are not.
+``demo``, the full-size ``verify`` runs, sequence-model training and ``train`` (30 s to minutes each on an idle
+2-core machine, several times that on a loaded one) are marked slow; ``verify --list`` and ``verify --quick`` are not.
 """
 
 from __future__ import annotations
@@ -71,8 +71,8 @@ def _program_commands() -> list[list[str]]:
 
 
 def _is_slow(words: list[str]) -> bool:
-    """demo, verify (but --list and --quick) and training a sequence model take 30-60 s each."""
-    return (words[1] == "demo" or (words[1] == "verify" and not {"--list", "--quick"} & set(words))
+    """demo, verify (but --list and --quick) and training a sequence model or a transformer take 30 s to minutes."""
+    return (words[1] in ("demo", "train") or (words[1] == "verify" and not {"--list", "--quick"} & set(words))
             or "autoregressive" in words)
 
 

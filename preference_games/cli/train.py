@@ -83,6 +83,9 @@ def add_parser(commands) -> None:
     cmd.add_argument("--max-new-tokens", type=int, default=32, help="text: longest response (default 32)")
     cmd.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default 1: the policy)")
     cmd.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (default 1: the policy)")
+    cmd.add_argument("--lora", type=int, metavar="RANK", help="train LoRA adapters of this rank on every linear map "
+                     "instead of the whole model; the reference is then the base model with the adapter disabled and "
+                     "each snapshot a second adapter (no copy of the model)")
     cmd.add_argument("--hidden", type=int, default=32, help="--model tiny: width (default 32)")
     cmd.add_argument("--layers", type=int, default=2, help="--model tiny: layers (default 2)")
     cmd.add_argument("--dtype", choices=DTYPES, help="the model's dtype (default float64 for a tiny model on a game, "
@@ -98,7 +101,7 @@ def add_parser(commands) -> None:
 
 def _positive_ints(args) -> None:
     for name in ("steps", "batch", "accumulate", "k", "eval_every", "eval_batch", "save_every", "max_new_tokens",
-                 "hidden", "layers"):
+                 "hidden", "layers", "lora"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be a positive integer; got {value}")
@@ -198,6 +201,8 @@ def train_report(args) -> dict:
         if limit is not None and prompts.longest_prompt + policy.length > limit:
             raise UsageError(f"the model's context ({limit} positions) is shorter than the longest prompt "
                              f"({prompts.longest_prompt} tokens) plus --max-new-tokens {policy.length}")
+    if args.lora is not None:
+        policy = policy.with_lora(r=args.lora)
     policy = policy.to(args.device)
     codec = TextCodec(tokenizer)
     oracle = _oracle(args, codec, game)
@@ -228,7 +233,7 @@ def _report(args, algorithm, run, settings: dict) -> dict:
         "algorithm": algorithm.describe(), "paper": algorithm.paper, "model": args.model,
         "game": args.game, "prompts": args.prompts, "oracle": args.oracle or "game", "steps": args.steps,
         **settings, "optimizer": args.optimizer, "lr_schedule": args.lr_schedule, "pairs_mode": args.pairs,
-        "labels": args.labels, "seed": args.seed,
+        "labels": args.labels, "seed": args.seed, "lora_rank": args.lora,
         "kl_to_ref": _curve(run, "kl_to_ref"), "win_rate_vs_ref": _curve(run, "win_rate_vs_ref"),
         "pairs": run.pairs, "seconds": seconds,
         "pairs_per_s": run.pairs / seconds if seconds else None, "tokens_per_s": tokens / seconds if seconds else None,
