@@ -371,7 +371,12 @@ def _pick(log_probs: torch.Tensor, generator: torch.Generator | None, greedy: bo
     """One next token per row of log_probs [N, V]: long [N]."""
     if greedy:
         return log_probs.argmax(-1)
-    return torch.multinomial(log_probs.exp(), 1, generator=generator)[:, 0]
+    probs = log_probs.exp()
+    if generator is not None and generator.device != probs.device:
+        # one seeded stream for a run (a trainer's CPU generator) whatever device the model is on: the draw moves
+        # to the generator's device and back, a synchronisation per token on a GPU, but the same tokens everywhere
+        return torch.multinomial(probs.to(generator.device), 1, generator=generator)[:, 0].to(probs.device)
+    return torch.multinomial(probs, 1, generator=generator)[:, 0]
 
 
 class _TokenModel:
