@@ -41,7 +41,7 @@ import torch
 
 from preference_games.sequences import Tokens, _positive_int
 
-from .text import TextCodec, is_conversation
+from .text import TextCodec, encode_each, is_conversation
 
 EXTENSIONS = (".jsonl", ".json", ".csv")
 
@@ -285,16 +285,6 @@ class _WalkedDataset:
     def load_state_dict(self, state: dict) -> None:
         self.walk.load_state_dict(state)
 
-    def _encode(self, kind: str, items, encode) -> list[list[int]]:
-        # Everything is tokenized once, here, so a bad row fails before training starts rather than mid-run.
-        rows = []
-        for i, item in enumerate(items):
-            try:
-                rows.append(encode(item))
-            except ValueError as error:
-                raise ValueError(f"{kind} {i}: {error}") from None
-        return rows
-
 
 def _is_prompt_list(items) -> bool:
     """A list of prompts (strings, conversations) rather than a data source (rows are dicts)."""
@@ -312,7 +302,7 @@ class PromptDataset(_WalkedDataset):
     def __init__(self, prompts, codec: TextCodec, *, device=None):
         self.prompts = list(prompts) if _is_prompt_list(prompts) else load_prompts(prompts)
         super().__init__(len(self.prompts), codec, device)
-        self._ids = self._encode("prompt", self.prompts, codec.prompt_ids)
+        self._ids = encode_each("prompt", self.prompts, codec.prompt_ids)
 
     @property
     def longest_prompt(self) -> int:
@@ -336,9 +326,9 @@ class PreferenceDataset(_WalkedDataset):
     def __init__(self, rows, codec: TextCodec, *, device=None):
         self.rows = load_preferences(rows)
         super().__init__(len(self.rows), codec, device)
-        self._prompts = self._encode("row", [row["prompt"] for row in self.rows], codec.prompt_ids)
-        self._chosen = self._encode("row", [row["chosen"] for row in self.rows], codec.response_ids)
-        self._rejected = self._encode("row", [row["rejected"] for row in self.rows], codec.response_ids)
+        self._prompts = encode_each("row", [row["prompt"] for row in self.rows], codec.prompt_ids)
+        self._chosen = encode_each("row", [row["chosen"] for row in self.rows], codec.response_ids)
+        self._rejected = encode_each("row", [row["rejected"] for row in self.rows], codec.response_ids)
 
     @property
     def longest_prompt(self) -> int:

@@ -130,6 +130,22 @@ def is_conversation(prompt) -> bool:
                     for m in prompt))
 
 
+def encode_each(kind: str, items, encode) -> list[list[int]]:
+    """``encode`` applied to every item of a non-empty list, a failure reported as one line naming the item
+    (``"{kind} {i}: …"``)."""
+    if isinstance(items, str) or not isinstance(items, (list, tuple)):
+        raise ValueError(f"{kind}s must be a list; got {type(items).__name__}")
+    if not items:
+        raise ValueError(f"no {kind}s to encode (an empty list)")
+    rows = []
+    for i, item in enumerate(items):
+        try:
+            rows.append(encode(item))
+        except ValueError as error:
+            raise ValueError(f"{kind} {i}: {error}") from None
+    return rows
+
+
 class TextCodec:
     """Prompts and responses as text ↔ right-padded :class:`~preference_games.sequences.Tokens` [1, B, L].
 
@@ -235,25 +251,12 @@ class TextCodec:
     # ------------------------------------------------------------------------------------------------- batches
     def encode_prompts(self, prompts: list, device=None) -> Tokens:
         """Strings or conversations → Tokens [1, B, Lp], right-padded (class docstring)."""
-        return self.pad(self._each("prompt", prompts, self.prompt_ids), device)
+        return self.pad(encode_each("prompt", prompts, self.prompt_ids), device)
 
     def encode_responses(self, responses: list[str], device=None) -> Tokens:
         """Response strings → Tokens [1, B, L], each ending with EOS when the tokenizer has one, right-padded."""
-        return self.pad(self._each("response", responses, self.response_ids), device)
+        return self.pad(encode_each("response", responses, self.response_ids), device)
 
-    @staticmethod
-    def _each(kind: str, items, encode) -> list[list[int]]:
-        if isinstance(items, str) or not isinstance(items, (list, tuple)):
-            raise ValueError(f"{kind}s must be a list; got {type(items).__name__}")
-        if not items:
-            raise ValueError(f"no {kind}s to encode (an empty list)")
-        rows = []
-        for i, item in enumerate(items):
-            try:
-                rows.append(encode(item))
-            except ValueError as error:
-                raise ValueError(f"{kind} {i}: {error}") from None
-        return rows
 
     def decode(self, tokens: Tokens) -> list[str]:
         """Each sequence's first ``lengths`` tokens as text, special tokens dropped, in C·B order."""
