@@ -261,14 +261,15 @@ class _NotConverged(SolverError):
         self.counts = counts
 
 
-def _newton_solve(game: PreferenceGame, tau: float, z: np.ndarray, tol: float, max_iter: int,
-                  method: str) -> Equilibrium:
-    """Damped Newton from the normalised logits z [X, Y] (−inf off the support); see :func:`regularized_nash`."""
-    newton = _Newton(game, tau)
+def _newton_solve(game: PreferenceGame, tau: float, z: np.ndarray, tol: float, max_iter: int, method: str, *,
+                  logit_tol: float = LOGIT_TOL, mass_floor: float = 1e-30) -> Equilibrium:
+    """Damped Newton from the normalised logits z [X, Y] (−inf off the support); see :func:`regularized_nash`.
+    ``logit_tol`` and ``mass_floor`` (see _Newton._dense_on_active) are loosened only by nash_lp's support search."""
+    newton = _Newton(game, tau, mass_floor)
     R, gaps = newton.evaluate(z)
     for iteration in range(max_iter + 1):
         logit_scale = np.maximum(1.0, np.abs(np.where(game.support, z, 0.0)).max(axis=-1))  # [X]
-        pending = (gaps > tol) | (np.abs(R).max(axis=-1) > LOGIT_TOL * logit_scale)  # [X]
+        pending = (gaps > tol) | (np.abs(R).max(axis=-1) > logit_tol * logit_scale)  # [X]
         if not pending.any():
             policy = TabularPolicy(z)
             gaps = gaps_from_log_probs(game, policy.log_probs, tau)  # the certificate of what is returned, recomputed
@@ -278,7 +279,7 @@ def _newton_solve(game: PreferenceGame, tau: float, z: np.ndarray, tol: float, m
     raise _NotConverged(
         f"regularized_nash did not converge at tau={tau:g} in {max_iter} Newton steps (worst duality gap "
         f"{gaps.max():.3g}, target {tol:g}; worst relative logit residual "
-        f"{(np.abs(R).max(-1) / logit_scale).max():.3g}, target {LOGIT_TOL:g}); try a larger max_iter",
+        f"{(np.abs(R).max(-1) / logit_scale).max():.3g}, target {logit_tol:g}); try a larger max_iter",
         (max_iter, newton.matvecs),
     )
 
@@ -286,8 +287,8 @@ def _newton_solve(game: PreferenceGame, tau: float, z: np.ndarray, tol: float, m
 class _Newton:
     """Damped Newton on the logits z [X, Y] for the fixed point z = log π_ref + S softmax(z)/τ + const."""
 
-    def __init__(self, game: PreferenceGame, tau: float):
-        self.game, self.tau = game, tau
+    def __init__(self, game: PreferenceGame, tau: float, mass_floor: float = 1e-30):
+        self.game, self.tau, self.mass_floor = game, tau, mass_floor
         self.support = game.support  # [X, Y]
         self.log_ref = np.where(self.support, game.ref.log_probs, 0.0)  # finite everywhere
         self.matvecs = 0  # products with S, the unit of cost in benchmarks/
@@ -362,12 +363,14 @@ class _Newton:
         return d if info == 0 else None
 
     def _dense_on_active(self, S: np.ndarray, pi: np.ndarray, R: np.ndarray) -> np.ndarray:
-        """The Newton system factorised on the actions that carry mass, A = {π > 1e-30}.
+        """The Newton system factorised on the actions that carry mass, A = {π > mass_floor} (1e-30 by default).
 
-        Column y of S D_π is π_y-weighted, so for y ∉ A the column of J is e_y up to 1e-30/τ and the rows of A close
-        on themselves; the rows outside A then follow by one product: d_I = −R_I + S_IA (D_π d)_A / τ.
+        Column y of S D_π is π_y-weighted, so for y ∉ A the column of J is e_y up to mass_floor/τ and the rows of A
+        close on themselves; the rows outside A then follow by one product: d_I = −R_I + S_IA (D_π d)_A / τ. A larger
+        floor makes the step inexact (Newton then converges linearly, at a rate of about mass_floor·max|S|/τ) and
+        the factorisation smaller.
         """
-        A = pi > 1e-30
+        A = pi > self.mass_floor
         d_A = _dense_newton(S[np.ix_(A, A)][None], pi[A][None], R[A][None], self.tau)[0]
         self.matvecs += 1
         Dd = pi[A] * d_A - pi[A] * (pi[A] @ d_A)  # (D_π d) on A
@@ -632,6 +635,14 @@ def _complementary_lp(S: np.ndarray):
 
 #: The τ grid along which nash_lp looks for the support of large games.
 _LP_PATH_TAUS = 1e-2 * 3.0 ** -np.arange(15)  # down to ~2e-9
+#: Each point of that path only has to suggest a support, so it is solved loosely: to a duality gap of
+#: SUPPORT_GAP_TOL and logits within SUPPORT_LOGIT_TOL (relative), with Newton's factorisation restricted to the
+#: actions of mass above SUPPORT_MASS_FLOOR·τ (an inexact step, see _Newton._dense_on_active). The guess keeps the
+#: actions with π_τ ≥ SUPPORT_RATIO·π_ref.
+SUPPORT_GAP_TOL = 1e-8
+SUPPORT_LOGIT_TOL = 1e-3
+SUPPORT_MASS_FLOOR = 1e-3
+SUPPORT_RATIO = 1e-4
 
 
 def _support_from_tau_path(S: np.ndarray, ref: np.ndarray):
@@ -639,17 +650,28 @@ def _support_from_tau_path(S: np.ndarray, ref: np.ndarray):
     :func:`nash_lp`), or None. S is normalised (max|S| < ½), so ½ + S is a valid game."""
     sub_game = PreferenceGame(0.5 + S[None], ref[None])
     log_ref = np.log(ref)
-    policy, previous_tau = None, None
+    z, previous_tau = np.where(sub_game.support, sub_game.ref.log_probs, -np.inf), None
     for tau in _LP_PATH_TAUS:
-        if policy is not None:
-            # Off the support log(π/π_ref) grows like 1/τ: rescaling it is the right warm start for those actions.
-            policy = TabularPolicy.from_logits(log_ref + (previous_tau / tau) * (policy.log_probs[0] - log_ref))
+        if previous_tau is not None:
+            # Off the support log(π/π_ref) ≈ (Sπ)(y)/τ grows like 1/τ: rescale it for the actions clearly outside
+            # (mass below e^−10 of their reference); on the support it converges, and is left as it is.
+            ratio = z[0] - log_ref
+            z = _normalised((log_ref + np.where(ratio < -10.0, (previous_tau / tau) * ratio, ratio))[None],
+                            sub_game.support)
         try:
-            policy = regularized_nash(sub_game, tau, init=policy).policy
+            z = _newton_solve(sub_game, tau, z, SUPPORT_GAP_TOL, 200, "", logit_tol=SUPPORT_LOGIT_TOL,
+                              mass_floor=SUPPORT_MASS_FLOOR * tau).policy.log_probs
         except SolverError:
             return None
         previous_tau = tau
-        found = _active_set(S, policy.probs[0] >= 1e-4 * ref)
+        pi = np.exp(z[0])
+        T = pi >= SUPPORT_RATIO * ref
+        if T.sum() % 2 == 0:
+            # A generic equilibrium has odd support (the bordered skew system of an even one is singular): drop the
+            # weakest candidate.
+            candidates = np.flatnonzero(T)
+            T[candidates[np.argmin(pi[candidates] / ref[candidates])]] = False
+        found = _active_set(S, T)
         if found is not None:
             return found
     return None
@@ -660,7 +682,7 @@ def _support_from_tau_path(S: np.ndarray, ref: np.ndarray):
 RCOND_UNIQUE = 1e-8
 
 
-def _active_set(S: np.ndarray, T: np.ndarray, rounds: int = 8):
+def _active_set(S: np.ndarray, T: np.ndarray, rounds: int = 3):
     """Correct a guessed support T by a few exchange rounds: drop actions the exact solve weights ≤ 0, add actions
     that beat the solution. Returns (x, T, face) for a strictly complementary x, or None when the guess was too far
     off or an action sits at rounding level (a degenerate game: the LP route decides it).
