@@ -103,7 +103,7 @@ class Trainer:
     """Trains ``policy`` with ``algorithm`` on prompts from ``prompts`` (a PromptSource) judged by ``oracle`` (a
     PreferenceOracle) for ``steps`` steps (module docstring).
 
-    ``ref``: π_ref (default: a snapshot of the initial policy). ``preferences``: a
+    ``ref``: π_ref (default: the initial policy — a snapshot, or the base model of a LoRA policy). ``preferences``: a
     :class:`~llm_backend.data.PreferenceDataset` for an offline algorithm's ``data`` pairs; without one, ``data``
     pairs are drawn from π_ref (the engine's convention μ = π_ref, as on a sequence game). ``game``: an enumerable
     :class:`~preference_games.sequences.SequenceGame` the policy plays, for the exact metrics. ``batch`` pairs per
