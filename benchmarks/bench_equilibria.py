@@ -1,11 +1,13 @@
 """Equilibrium-solver benchmarks, reported as ratios measured in one run (2-core machines are too noisy for
 absolute times; those appear only as extra columns).
 
-Reproduce the tables (run from the repository root on an otherwise idle machine):
+Reproduce the tables (run from the repository root on an otherwise idle machine; on a loaded one, add
+OPENBLAS_NUM_THREADS=1, see benchmarks/README.md):
 
-    python benchmarks/bench_equilibria.py                                  # both tables (~1-2 min)
+    python benchmarks/bench_equilibria.py                                  # tables 1 and 2 (~2-3 min)
     python benchmarks/bench_equilibria.py --part regularized               # table 1 only (seconds)
     python benchmarks/bench_equilibria.py --part lp                        # table 2 only (HiGHS, n=1000: 15-30 s/seed)
+    python benchmarks/bench_equilibria.py --part large                     # table 3: n = 3000, 10000 (~15-30 min)
     python benchmarks/bench_equilibria.py --part regularized --sizes 1000  # the n = 1000 tau sweep alone
     python benchmarks/bench_equilibria.py --quick                          # smoke test: n <= 100, one repetition
     python benchmarks/bench_equilibria.py --json results.json              # also write the raw numbers
@@ -15,8 +17,13 @@ seed)``: median solve time divided by the median time of ONE product ``P @ pi`` 
 timed on the same matrix in the same run, with the solver's own certificate and product count.
 
 Table 2 -- unregularised equilibrium (tau = 0), ``nash_lp(game)`` against scipy's HiGHS on the whole game as one LP
-(minimise v s.t. S x <= v 1, 1^T x = 1, x >= 0, S = P - 1/2), and against nashpy's ``Game(S).linear_program()`` for
+(minimise v s.t. S x <= v 1, 1^T x = 1, x >= 0, S = P - 1/2), with both its dual simplex (``method="highs"``, the
+default) and its interior point method (``"highs-ipm"``), and against nashpy's ``Game(S).linear_program()`` for
 n <= 300 when nashpy is importable (``pip install -e ".[bench]"``). Certificates are DualGap_0 = 2 max(S x).
+
+Table 3 -- large games, n in {3000, 10000}: ``nash_lp`` (tau = 0) and ``regularized_nash`` at tau in {0.1, 0.01},
+each in a fresh process (its peak resident memory is the process's), with time, memory and certificate, the time
+of one P @ pi, and the log-log slope of each against n.
 """
 
 from __future__ import annotations
@@ -25,7 +32,9 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
+import subprocess
 import sys
 import time
 
@@ -43,6 +52,8 @@ except ImportError:  # only in the `bench` extra
 
 REGULARIZED_SIZES = (10, 100, 1000, 3000)
 LP_SIZES = (100, 300, 1000)
+LARGE_SIZES = (3000, 10000)
+LARGE_TAUS = (0.0, 0.1, 0.01)
 TAUS = (1.0, 0.1, 0.01)
 QUICK_MAX_SIZE = 100
 NASHPY_MAX_SIZE = 300
@@ -122,10 +133,10 @@ def bench_regularized(n: int, seed: int, quick: bool) -> list[dict]:
 
 
 # ============================================================================== table 2: unregularised (tau = 0)
-def highs_whole_game(S: np.ndarray) -> np.ndarray:
-    """HiGHS on the whole game: minimise v s.t. S x <= v 1, 1^T x = 1, x >= 0 — the very LP ``nash_lp`` hands to
-    HiGHS for games of at most LP_DIRECT_MAX_ACTIONS actions; returns x clipped to the simplex."""
-    return _lp_on(S)
+def highs_whole_game(S: np.ndarray, method: str = "highs") -> np.ndarray:
+    """HiGHS on the whole game: minimise v s.t. S x <= v 1, 1^T x = 1, x >= 0; returns x clipped to the simplex.
+    ``method``: "highs" (dual simplex, linprog's default) or "highs-ipm" (interior point, then crossover)."""
+    return _lp_on(S, method)
 
 
 def nashpy_row_strategy(S: np.ndarray) -> np.ndarray:
@@ -149,8 +160,8 @@ def bench_lp(n: int, seed: int, quick: bool) -> dict:
         row["ours_error"] = ours["error"]
     else:
         eq = ours["result"]
-        row.update(ours_s=ours["seconds"], ours_gap=eq.duality_gap, unique=bool(eq.unique[0]))
-    peers = {"highs": highs_whole_game}
+        row.update(ours_s=ours["seconds"], ours_gap=eq.duality_gap, unique=bool(eq.unique[0]), method=eq.method[0])
+    peers = {"highs": highs_whole_game, "ipm": lambda S: highs_whole_game(S, "highs-ipm")}
     if nashpy is not None and n <= NASHPY_MAX_SIZE:
         peers["nashpy"] = nashpy_row_strategy
     for name, solver in peers.items():
@@ -206,16 +217,79 @@ def regularized_table(rows: list[dict]) -> str:
 
 def lp_table(rows: list[dict]) -> str:
     lines = [
-        "| n | seed | HiGHS / ours | nashpy / ours | DualGap_0 ours | DualGap_0 HiGHS | DualGap_0 nashpy "
-        "| unique | ours [s] | HiGHS [s] | nashpy [s] |",
-        "|---:|---:|---:|---:|---:|---:|---:|:---:|---:|---:|---:|",
+        "| n | seed | HiGHS-ipm / ours | HiGHS-simplex / ours | nashpy / ours | DualGap_0 ours | DualGap_0 HiGHS-ipm "
+        "| DualGap_0 HiGHS-simplex | DualGap_0 nashpy | unique | ours [s] | HiGHS-ipm [s] | HiGHS-simplex [s] "
+        "| nashpy [s] |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|---:|---:|---:|---:|",
     ]
-    columns = [("highs_speedup", ".1f"), ("nashpy_speedup", ".1f"), ("ours_gap", ".1e"), ("highs_gap", ".1e"),
-               ("nashpy_gap", ".1e"), ("unique", ""), ("ours_s", ".3f"), ("highs_s", ".3f"), ("nashpy_s", ".3f")]
+    columns = [("ipm_speedup", ".1f"), ("highs_speedup", ".1f"), ("nashpy_speedup", ".1f"), ("ours_gap", ".1e"),
+               ("ipm_gap", ".1e"), ("highs_gap", ".1e"), ("nashpy_gap", ".1e"), ("unique", ""), ("ours_s", ".3f"),
+               ("ipm_s", ".3f"), ("highs_s", ".3f"), ("nashpy_s", ".3f")]
     for r in rows:
         cells = [str(r["n"]), str(r["seed"])] + [_cell(r, key, spec) for key, spec in columns]
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + _failures(rows)
+    methods = sorted({r["method"] for r in rows if "method" in r})
+    return "\n".join(lines) + _failures(rows) + "\n\n`nash_lp` routes: " + "; ".join(f"`{m}`" for m in methods)
+
+
+# ================================================================================ table 3: large games
+def run_one_large(n: int, seed: int, tau: float) -> dict:
+    """One solve of random_intransitive(n, seed) in this process: times, certificate and peak memory."""
+    start = time.perf_counter()
+    game = random_intransitive(n, seed)
+    build = time.perf_counter() - start
+    product = product_seconds(game.P[0], seed)
+    start = time.perf_counter()
+    if tau == 0:
+        eq = nash_lp(game)
+        extra = {"method": eq.method[0], "unique": bool(eq.unique[0])}
+    else:
+        eq = regularized_nash(game, tau)
+        extra = {"method": eq.method, "matvecs": eq.matvecs, "iterations": eq.iterations}
+    seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+    return {"n": n, "seed": seed, "tau": tau, "build_s": build, "product_s": product, "solve_s": seconds,
+            "peak_bytes": peak, "duality_gap": eq.duality_gap, **extra}
+
+
+def bench_large(n: int, seed: int, tau: float) -> dict:
+    """run_one_large in a fresh interpreter, so that its peak memory is its own."""
+    command = [sys.executable, os.path.abspath(__file__), "--_one", str(n), str(seed), repr(tau)]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        return {"n": n, "seed": seed, "tau": tau, "solve_error": done.stderr.strip().splitlines()[-1]}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _slope(rows: list[dict], key: str, tau: float) -> str:
+    """d log(key) / d log(n) between the smallest and the largest n of the rows at tau."""
+    points = sorted((r["n"], r[key]) for r in rows if r["tau"] == tau and key in r)
+    if len(points) < 2 or points[0][0] == points[-1][0]:
+        return "—"
+    (n0, v0), (n1, v1) = points[0], points[-1]
+    return f"{np.log(v1 / v0) / np.log(n1 / n0):.2f}"
+
+
+def large_table(rows: list[dict]) -> str:
+    lines = [
+        "| n | τ | solve [s] | solve / one P@π | peak memory [GiB] | P [GiB] | certificate | route | P@π [ms] |",
+        "|---:|---:|---:|---:|---:|---:|---:|:---|---:|",
+    ]
+    for r in rows:
+        if "solve_error" in r:
+            lines.append(f"| {r['n']} | {r['tau']:g} | FAILED |" + " |" * 6)
+            continue
+        lines.append(
+            f"| {r['n']} | {r['tau']:g} | {r['solve_s']:.2f} | {r['solve_s'] / r['product_s']:,.0f} "
+            f"| {r['peak_bytes'] / 2**30:.2f} | {8 * r['n'] ** 2 / 2**30:.2f} | {r['duality_gap']:.1e} "
+            f"| {r['method']} | {1e3 * r['product_s']:.1f} |"
+        )
+    slopes = ["", "Log–log slopes against n (between the smallest and the largest n):", "",
+              "| τ | solve time | peak memory | one P@π |", "|---:|---:|---:|---:|"]
+    for tau in sorted({r["tau"] for r in rows}):
+        slopes.append(f"| {tau:g} | {_slope(rows, 'solve_s', tau)} | {_slope(rows, 'peak_bytes', tau)} "
+                      f"| {_slope(rows, 'product_s', tau)} |")
+    return "\n".join(lines + slopes) + _failures(rows)
 
 
 def environment() -> dict:
@@ -225,6 +299,7 @@ def environment() -> dict:
         "scipy": scipy.__version__,
         "nashpy": getattr(nashpy, "__version__", None),
         "cpus": os.cpu_count(),
+        "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS", "unset"),
         "machine": platform.machine(),
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
@@ -236,9 +311,15 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help=f"n <= {QUICK_MAX_SIZE} only, one repetition (smoke test)")
     parser.add_argument("--sizes", type=int, nargs="+", help="numbers of actions (default: per table, see --help)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="game seeds (default: 0 1)")
-    parser.add_argument("--part", choices=("all", "regularized", "lp"), default="all")
+    parser.add_argument("--part", choices=("all", "regularized", "lp", "large"), default="all",
+                        help="all = tables 1 and 2; large = table 3 alone")
     parser.add_argument("--json", metavar="PATH", help="also write the raw results as JSON")
+    parser.add_argument("--_one", nargs=3, help=argparse.SUPPRESS)  # internal: one table-3 solve, JSON to stdout
     args = parser.parse_args(argv)
+    if args._one:
+        n, seed, tau = args._one
+        print(json.dumps(run_one_large(int(n), int(seed), float(tau))))
+        return 0
 
     def sizes(default):
         chosen = args.sizes or default
@@ -248,11 +329,12 @@ def main(argv=None) -> int:
     regularized_nash(random_intransitive(10, 0), 0.1)
     nash_lp(random_intransitive(10, 0))
 
-    results = {"environment": environment(), "args": vars(args), "regularized": [], "lp": []}
+    results = {"environment": environment(), "args": vars(args), "regularized": [], "lp": [], "large": []}
     env = results["environment"]
     print(
         f"python {env['python']}, numpy {env['numpy']}, scipy {env['scipy']}, "
-        f"nashpy {env['nashpy'] or 'not installed'}, {env['cpus']} CPUs, {env['date']}; "
+        f"nashpy {env['nashpy'] or 'not installed'}, {env['cpus']} CPUs, OPENBLAS_NUM_THREADS "
+        f"{env['OPENBLAS_NUM_THREADS']}, {env['date']}; "
         f"command: python benchmarks/bench_equilibria.py {' '.join(sys.argv[1:] if argv is None else argv)}\n"
     )
     if args.part in ("all", "regularized"):
@@ -265,13 +347,20 @@ def main(argv=None) -> int:
         jobs = [(n, s) for n in sizes(LP_SIZES) for s in args.seeds]
         for n, seed in tqdm(jobs, desc="nash_lp vs HiGHS", file=sys.stderr):
             results["lp"].append(bench_lp(n, seed, args.quick))
-        print("**Unregularised equilibrium** (τ = 0; `nash_lp` vs HiGHS / nashpy on the whole LP; "
-              "speed-up = their time / ours)\n")
+        print("**Unregularised equilibrium** (τ = 0; `nash_lp` vs HiGHS (interior point and dual simplex) / nashpy "
+              "on the whole LP; speed-up = their time / ours)\n")
         print(lp_table(results["lp"]) + "\n")
+    if args.part == "large":
+        jobs = [(n, s, tau) for n in (args.sizes or LARGE_SIZES) for s in args.seeds[:1] for tau in LARGE_TAUS]
+        for n, seed, tau in tqdm(jobs, desc="large games", file=sys.stderr):
+            results["large"].append(bench_large(n, seed, tau))
+        print("**Large games** (`random_intransitive(n, 0)`; each solve in a fresh process; peak memory = the "
+              "process's peak resident set, game included)\n")
+        print(large_table(results["large"]) + "\n")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)
-    failed = any(k.endswith("_error") for r in results["regularized"] + results["lp"] for k in r)
+    failed = any(k.endswith("_error") for r in results["regularized"] + results["lp"] + results["large"] for k in r)
     return 1 if failed else 0
 
 

@@ -562,7 +562,7 @@ def _nash_prompt(S: np.ndarray, ref: np.ndarray, selection: str, tol: float):
     x, T, face = found
     if face.dim == 0:
         return x, True, f"{route}; unique" + "".join(f"; {n}" for n in notes), fallback
-    selected = _max_entropy(S, x, T, face, ref) if selection == "max-entropy" else _vertex(S, T, x)
+    selected = _max_entropy(S, x, T, face, ref) if selection == "max-entropy" else _vertex(S, T)
     if isinstance(selected, str):
         notes.append(f"{selection} selection failed ({selected}): returned the relative-interior equilibrium")
         fallback, selected = True, x
@@ -766,7 +766,7 @@ def _lp_on(S: np.ndarray, method: str = "highs") -> np.ndarray:
     return np.clip(result.x[:k], 0.0, None) / np.clip(result.x[:k], 0.0, None).sum()
 
 
-def _vertex(S: np.ndarray, T: np.ndarray, x: np.ndarray):
+def _vertex(S: np.ndarray, T: np.ndarray):
     """A vertex of the equilibrium set E (a basic solution by HiGHS's dual simplex over E's description on T),
     polished by the exact solve of its defining equalities; or a string saying why not."""
     idx, out = np.flatnonzero(T), np.flatnonzero(~T)
