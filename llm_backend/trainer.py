@@ -36,9 +36,12 @@ prompts drawn once with their own generator (so that evaluating never changes th
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import math
 import os
+import re
+import shutil
 import time
 from dataclasses import dataclass, field
 
@@ -51,6 +54,7 @@ from preference_games.sequence_runs import ExactMeter, mixture_beta, single_conf
 from preference_games.sequences import SequenceGame, SequenceOracle, mixture_tv
 from preference_games.training import TrainingStep, one_thread, progress_bar
 
+from . import distributed
 from .oracles import Environment
 from .pairs import tournament_pairs, win_rate_pairs
 from .policy import TransformerPolicy
@@ -59,6 +63,46 @@ PAIR_MODES = ("two-samples", "tournament", "win-rate")
 LR_SCHEDULES = ("constant", "linear", "cosine")
 OPTIMIZERS = {"adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
 METRICS_FILE = "metrics.jsonl"
+STATE_FILE = "trainer_state.pt"  # in a checkpoint: everything but the model's HF files (see Trainer.save_checkpoint)
+CHECKPOINT = re.compile(r"checkpoint-(\d+)")
+TIMING = ("seconds", "pairs_per_s", "tokens_per_s")  # the metrics that are wall-clock measurements
+
+
+def latest_checkpoint(out: str) -> str | None:
+    """The complete checkpoint of the highest step under ``out`` (one whose state file was written and whose
+    directory was renamed into place), or None."""
+    if not os.path.isdir(out):
+        return None
+    found = [(int(m.group(1)), name) for name in os.listdir(out) if (m := CHECKPOINT.fullmatch(name))
+             and os.path.isfile(os.path.join(out, name, STATE_FILE))]
+    return os.path.join(out, max(found)[1]) if found else None
+
+
+def _seed(seed: int, slot: int) -> int:
+    """Slot j's generator seed: ``seed`` itself for slot 0 (a run without accumulation or processes is seeded by
+    ``seed`` alone), an independent stream from (seed, j) otherwise."""
+    return seed if slot == 0 else int(np.random.SeedSequence([seed, slot]).generate_state(1, np.uint64)[0])
+
+
+class _Slot:
+    """One micro-batch slot: its generator and, for a stateful prompt source or dataset, its own copy (its own walk
+    through the data), so that which process draws a slot changes nothing about what it draws."""
+
+    def __init__(self, index: int, seed: int, prompts, oracle, preferences):
+        own = lambda source: copy.deepcopy(source) if hasattr(source, "state_dict") and index else source  # noqa
+        self.index, self.generator = index, torch.Generator().manual_seed(_seed(seed, index))
+        self.env, self.preferences = Environment(own(prompts), oracle), own(preferences)
+
+    def state_dict(self) -> dict:
+        sources = (self.env.prompts, self.preferences)
+        return {"generator": self.generator.get_state(),
+                "sources": [s.state_dict() if hasattr(s, "state_dict") else None for s in sources]}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
+        for source, saved in zip((self.env.prompts, self.preferences), state["sources"]):
+            if saved is not None:
+                source.load_state_dict(saved)
 
 
 @dataclass
@@ -144,22 +188,29 @@ class Trainer:
         self.preferences, self.game = preferences, game
         self.bf16 = policy.device.type == "cuda" if bf16 is None else bool(bf16)
 
+        self.dist = distributed.context(policy.device)
+        if self.dist.world > 1:
+            distributed.broadcast_parameters(policy)
         reference = getattr(policy, "reference", policy.snapshot)  # a LoRA policy's: the base, not a copy
         self.ref = reference() if ref is None else ref.snapshot()
         self.roles = Roles(policy=policy, ref=self.ref, data=self.ref)
         self.roles.aux = algorithm.auxiliary(policy) if algorithm.auxiliary else {}
-        self.env = Environment(prompts, oracle)
-        self.generator = torch.Generator().manual_seed(int(seed))  # every training draw (prompts, responses)
         self.meter = ExactMeter(algorithm, game, self.ref) if game is not None else None
         self._eval = self._eval_batch(int(eval_batch), int(seed))
+        first = self.dist.rank * self.accumulate  # this process's slots: rank·A … rank·A + A − 1
+        self.slots = [_Slot(j, int(seed), prompts, oracle, preferences) for j in range(first, first + self.accumulate)]
+        self._slot = 0
 
         params = [*policy.parameters(), *(p for module in self.roles.aux.values() for p in module.parameters())]
         options = {"lr": lr, "weight_decay": weight_decay}
         self.optimizer = OPTIMIZERS[optimizer]([p for p in params if p.requires_grad], **options)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor(lr_schedule, int(warmup)))
+        world = self.dist.world
+        reduce = None if world == 1 else (lambda params: distributed.average_gradients(params, world))
         self.step = TrainingStep(algorithm, self.roles, self._pairs, self.optimizer, accumulate=self.accumulate,
-                                 clip=clip)
+                                 clip=clip, reduce=reduce)
         self._counts = [0, 0]  # pairs and response tokens of the current step
+        self.done, self.rows, self._seconds, self._pairs_total = 0, [], 0.0, 0  # what a resumed run continues
 
     # ------------------------------------------------------------------------------------------------ set-up
     @staticmethod
@@ -194,23 +245,26 @@ class Trainer:
 
     # ----------------------------------------------------------------------------------------------- pairs
     def _pairs(self) -> list[Pairs]:
-        made = [self._pairs_of(sampler) for sampler in self.algorithm.samplers]
+        """One micro-batch: the next of this process's slots draws it."""
+        slot = self.slots[self._slot % len(self.slots)]
+        self._slot += 1
+        made = [self._pairs_of(sampler, slot) for sampler in self.algorithm.samplers]
         for pairs in made:
             self._counts[0] += int(pairs.weight.shape[-1])
             self._counts[1] += int(pairs.y.lengths.sum()) + int(pairs.y2.lengths.sum())
         return made
 
-    def _pairs_of(self, sampler) -> Pairs:
-        if self.preferences is not None and sampler.first == sampler.second == "data":
-            x, chosen, rejected = self.preferences.sample(self.batch, self.generator)
+    def _pairs_of(self, sampler, slot: _Slot) -> Pairs:
+        if slot.preferences is not None and sampler.first == sampler.second == "data":
+            x, chosen, rejected = slot.preferences.sample(self.batch, slot.generator)
             shape = chosen.lengths.shape  # [1, B]
             ones = torch.ones(shape, dtype=self.policy.dtype, device=self.policy.device)
             return Pairs(x, chosen, rejected, ones / shape[-1], ones)
         if self.pair_mode == "tournament":
-            return tournament_pairs(sampler, self.roles, self.env, self.batch, self.k, self.generator)
+            return tournament_pairs(sampler, self.roles, slot.env, self.batch, self.k, slot.generator)
         if self.pair_mode == "win-rate":
-            return win_rate_pairs(sampler, self.roles, self.env, self.batch, self.k, self.generator)
-        return sampler.sample(self.roles, self.env, self.batch, self.generator, self.labels)
+            return win_rate_pairs(sampler, self.roles, slot.env, self.batch, self.k, slot.generator)
+        return sampler.sample(self.roles, slot.env, self.batch, slot.generator, self.labels)
 
     # ------------------------------------------------------------------------------------------- measuring
     @torch.no_grad()
@@ -245,37 +299,46 @@ class Trainer:
             return self._train()
 
     def _train(self) -> TrainingRun:
-        writer = None
-        if self.out is not None:
+        main, writer = self.dist.main, None
+        if self.out is not None and main:
             os.makedirs(self.out, exist_ok=True)
             writer = open(os.path.join(self.out, METRICS_FILE), "w")
-        rows, seconds, pairs = [], 0.0, 0
+            for row in self.rows:  # a resumed run's rows up to its checkpoint (anything logged after it is redone)
+                self._record(writer, row)
         schedule = self.algorithm.schedule
-        bar = progress_bar(self.steps, self.progress, self.algorithm.name)
+        bar = progress_bar(self.steps, self.progress and main, self.algorithm.name)
         try:
-            schedule.start(self.roles)
-            rows.append(self._record(writer, {"step": 0, **self.evaluate()}))
-            for t in range(self.steps):
-                self._counts = [0, 0]
+            if self.done == 0:
+                schedule.start(self.roles)
+                self.rows = [self._record(writer, {"step": 0, **self.evaluate()} if main else {"step": 0})]
+            elif bar is not None:
+                bar.update(self.done)
+            for t in range(self.done, self.steps):
+                self._counts, self._slot = [0, 0], 0
                 start = time.perf_counter()
                 schedule.before_step(t, self.roles)
                 with self._autocast():
                     loss = self.step()
                 self.scheduler.step()
                 schedule.after_step(t, self.roles)
+                loss, pairs, tokens = float(loss.sum()), *self._counts
+                if self.dist.world > 1:  # the step's metrics over every process
+                    loss, pairs, tokens = distributed.all_sum([loss, pairs, tokens])
+                    loss, pairs, tokens = loss / self.dist.world, int(pairs), int(tokens)
                 elapsed = time.perf_counter() - start
-                if not bool(torch.all(torch.isfinite(loss))):
+                if not math.isfinite(loss):
                     raise FloatingPointError(f"{self.algorithm.describe()}: the loss became non-finite at step "
                                              f"{t + 1}; lower the learning rate")
-                seconds, pairs = seconds + elapsed, pairs + self._counts[0]
-                row = {"step": t + 1, "loss": float(loss.sum()), "lr": self.scheduler.get_last_lr()[0],
-                       "pairs": self._counts[0], "tokens": self._counts[1], "seconds": elapsed,
-                       "pairs_per_s": self._counts[0] / elapsed, "tokens_per_s": self._counts[1] / elapsed}
-                if (t + 1) % self.eval_every == 0 or t + 1 == self.steps:
+                self._seconds, self._pairs_total = self._seconds + elapsed, self._pairs_total + pairs
+                row = {"step": t + 1, "loss": loss, "lr": self.scheduler.get_last_lr()[0], "pairs": pairs,
+                       "tokens": tokens, "seconds": elapsed, "pairs_per_s": pairs / elapsed,
+                       "tokens_per_s": tokens / elapsed}
+                if main and ((t + 1) % self.eval_every == 0 or t + 1 == self.steps):
                     row.update(self.evaluate())
-                rows.append(self._record(writer, row))
+                self.rows.append(self._record(writer, row))
+                self.done = t + 1
                 if self.out is not None and self.save_every and (t + 1) % self.save_every == 0:
-                    self.save(os.path.join(self.out, f"checkpoint-{t + 1}"))
+                    self.save_checkpoint(os.path.join(self.out, f"checkpoint-{t + 1}"))
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(loss=f"{row['loss']:.4g}", refresh=False)
@@ -284,14 +347,74 @@ class Trainer:
                 writer.close()
             if bar is not None:
                 bar.close()
-        if self.out is not None:
+        if self.out is not None and main:
             self.save(os.path.join(self.out, "final"))
         beta = mixture_beta(self.algorithm)
         tv = None
-        if self.game is not None and beta is not None:
+        if self.game is not None and beta is not None and main:
             tv = mixture_tv(self.policy, self.ref, beta, self.game)
-        return TrainingRun(metrics=rows, policy=self.policy, out=self.out, mixture_tv=tv, seconds=seconds,
-                           pairs=pairs)
+        return TrainingRun(metrics=self.rows, policy=self.policy, out=self.out, mixture_tv=tv, seconds=self._seconds,
+                           pairs=self._pairs_total)
+
+    # ----------------------------------------------------------------------------------- checkpoint, resume
+    def save_checkpoint(self, path: str) -> None:
+        """Everything a run needs to continue exactly, written atomically: into ``path.partial``, then renamed to
+        ``path`` once complete, so a crash mid-save leaves no directory that :func:`latest_checkpoint` would load.
+
+        Rank 0 writes the model (``save_pretrained``, with the tokenizer) and ``trainer_state.pt``: the step, the
+        metrics so far, every role (the policy, π_ref, the anchor — INPO's π_t, BPO's behaviour policy — and the
+        trained auxiliary modules: an adversary, ensemble members), the schedule's own state (an EMA's average, the
+        outer iteration), the optimiser, the learning-rate scheduler, an optimistic update's previous gradient and
+        the global torch RNG. Every process writes its slots (generator states, data positions) to ``rank-<r>.pt``.
+        """
+        partial = path + ".partial"
+        if self.dist.main:
+            shutil.rmtree(partial, ignore_errors=True)
+            self.save(partial)
+            state = {"step": self.done, "rows": self.rows, "seconds": self._seconds, "pairs": self._pairs_total,
+                     "world": self.dist.world, "algorithm": self.algorithm.describe(),
+                     "roles": self.roles, "schedule": self.algorithm.schedule,
+                     "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                     "previous_gradient": getattr(self.step.optimizer, "_previous", None),
+                     "torch_rng": torch.get_rng_state()}
+            _write(os.path.join(partial, STATE_FILE), state)
+        distributed.barrier()
+        _write(os.path.join(partial, f"rank-{self.dist.rank}.pt"), [slot.state_dict() for slot in self.slots])
+        distributed.barrier()
+        if self.dist.main:
+            shutil.rmtree(path, ignore_errors=True)  # a checkpoint of this step from an earlier, resumed attempt
+            os.replace(partial, path)
+        distributed.barrier()
+
+    def resume(self, path: str) -> None:
+        """Continue from the checkpoint at ``path`` (:meth:`save_checkpoint`): this trainer must be built as the
+        saved one was (the same algorithm, options and world size); its policy's weights, roles, schedule,
+        optimiser, scheduler, generators and data positions become the saved ones."""
+        state = torch.load(os.path.join(path, STATE_FILE), weights_only=False)
+        if state["algorithm"] != self.algorithm.describe() or state["world"] != self.dist.world:
+            raise ValueError(f"{path} was written by {state['algorithm']} on {state['world']} process(es); this run "
+                             f"is {self.algorithm.describe()} on {self.dist.world}")
+        saved: Roles = state["roles"]
+        # the trained modules keep their identity (the optimiser holds their parameters): copy the saved weights in
+        self.policy.load_state_dict(saved.policy.state_dict())
+        for name, module in self.roles.aux.items():
+            module.load_state_dict(saved.aux[name].state_dict())
+        saved.policy, saved.aux = self.policy, self.roles.aux
+        self.roles.__dict__.update(saved.__dict__)  # the same Roles object: the training step holds it
+        self.ref = self.roles.ref
+        if self.game is not None:
+            self.meter = ExactMeter(self.algorithm, self.game, self.ref)
+        self.algorithm.schedule.__dict__.update(state["schedule"].__dict__)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if state["previous_gradient"] is not None:
+            self.step.optimizer._previous = state["previous_gradient"]
+        torch.set_rng_state(state["torch_rng"])
+        for slot, saved_slot in zip(self.slots, torch.load(os.path.join(path, f"rank-{self.dist.rank}.pt"),
+                                                           weights_only=False)):
+            slot.load_state_dict(saved_slot)
+        self.done, self.rows = state["step"], state["rows"]
+        self._seconds, self._pairs_total = state["seconds"], state["pairs"]
 
     @staticmethod
     def _record(writer, row: dict) -> dict:
@@ -314,6 +437,14 @@ class Trainer:
         finally:
             if bars:
                 logging.enable_progress_bar()
+
+
+def _write(path: str, value) -> None:
+    """torch.save, flushed to the disk before the checkpoint directory is renamed into place."""
+    with open(path, "wb") as handle:
+        torch.save(value, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def train_on_game(algorithm: Algorithm, game: SequenceGame, *, steps: int, hidden: int = 32, layers: int = 2,

@@ -170,18 +170,20 @@ class TrainingStep:
     only meaningful for one configuration); then the update. Returns the objective [C] (the mean over micro-batches,
     detached). ``gradient``, when given, replaces the first two stages: a function returning (loss [C] or None, a
     tensor to call ``backward`` on, its gradient) — the exact dynamics' closed-form table gradient; when that tensor
-    is a parameter itself (a leaf), its gradient is set directly.
+    is a parameter itself (a leaf), its gradient is set directly. ``reduce``, when given, is called on the list of
+    parameters once their gradients are complete and before clipping: a data-parallel run averages them across
+    processes there.
     """
 
     def __init__(self, algorithm, roles, pairs: Callable, optimizer, *, accumulate: int = 1, clip: float | None = None,
-                 gradient: Callable | None = None):
+                 gradient: Callable | None = None, reduce: Callable | None = None):
         if int(accumulate) != accumulate or accumulate < 1:
             raise ValueError(f"accumulate must be a positive integer; got {accumulate}")
         if clip is not None and not (np.isfinite(clip) and clip > 0):
             raise ValueError(f"clip must be a positive number; got {clip}")
         self.algorithm, self.roles, self.pairs = algorithm, roles, pairs
         self.optimizer = wrap(optimizer, algorithm.update)
-        self.accumulate, self.clip, self.gradient = int(accumulate), clip, gradient
+        self.accumulate, self.clip, self.gradient, self.reduce = int(accumulate), clip, gradient, reduce
         self.params = [p for group in optimizer.param_groups for p in group["params"]]
 
     def _closure(self):
@@ -200,6 +202,8 @@ class TrainingStep:
                 loss.sum().backward()
                 total = total + loss.detach()
             loss = total
+        if self.reduce is not None:
+            self.reduce(self.params)
         if self.clip is not None:
             torch.nn.utils.clip_grad_norm_(self.params, self.clip)
         return None if loss is None else loss.detach()

@@ -21,6 +21,7 @@ install. (The CLI is the top floor of the house, the one place that may look at 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 
@@ -33,6 +34,7 @@ from .games import sequence_games
 #: measured with; on text, the usual ones for fine-tuning a language model.
 GAME_DEFAULTS = {"batch": 64, "lr": 1e-4, "dtype": "float64", "eval_every": 100}
 TEXT_DEFAULTS = {"batch": 8, "lr": 1e-5, "dtype": "float32", "eval_every": 10}
+_PARSER = None  # the train subparser, for its defaults (set by add_parser)
 TINY_INIT_SCALE = 0.1  # std of a tiny model's weights: a reference far enough from uniform to have a gap to close
 DTYPES = ("float32", "float64", "bfloat16")
 
@@ -46,11 +48,11 @@ def add_parser(commands) -> None:
         "pairwise preference model. Writes metrics.jsonl and save_pretrained checkpoints under --out. Parameters of "
         "the algorithm: see `preference-games algorithms`.",
     )
-    cmd.add_argument("--algo", required=True, metavar="NAME", help="a registered algorithm")
+    cmd.add_argument("--algo", metavar="NAME", help="a registered algorithm (required unless --resume)")
     add_algorithm_arguments(cmd, to="algorithms")
-    cmd.add_argument("--model", required=True, metavar="PATH|tiny", help="a local model directory, or `tiny`: a "
+    cmd.add_argument("--model", metavar="PATH|tiny", help="(required unless --resume) a local model directory, or `tiny`: a "
                      "small Llama built from a config (nothing is downloaded)")
-    what = cmd.add_mutually_exclusive_group(required=True)
+    what = cmd.add_mutually_exclusive_group()
     what.add_argument("--game", metavar="NAME", help="a sequence game (`preference-games games` lists them)")
     what.add_argument("--prompts", metavar="FILE", help="prompts: .jsonl, .json or .csv with a `prompt` column")
     cmd.add_argument("--preferences", metavar="FILE", help="offline algorithms: rows with prompt, chosen, rejected")
@@ -58,7 +60,11 @@ def add_parser(commands) -> None:
                      "reward:DIR (a sequence classifier with one output, p = sigmoid(r - r')) or pairwise:DIR "
                      "(a classifier of 'A is better than B', scored in both orders)")
     cmd.add_argument("--steps", type=int, default=2000, help="training steps (default 2000)")
-    cmd.add_argument("--out", required=True, metavar="DIR", help="where metrics.jsonl and the checkpoints go")
+    cmd.add_argument("--out", metavar="DIR", help="(required unless --resume) where metrics.jsonl, the checkpoints "
+                     "and the run's arguments go")
+    cmd.add_argument("--resume", metavar="DIR", help="continue the run written to DIR from its latest complete "
+                     "checkpoint (see --save-every), with the options it was started with; the resumed run's metrics "
+                     "equal an uninterrupted run's, bit for bit on a CPU")
     cmd.add_argument("--batch", type=int, help=f"pairs per micro-batch (default {GAME_DEFAULTS['batch']} on a game, "
                      f"{TEXT_DEFAULTS['batch']} on text)")
     cmd.add_argument("--accumulate", type=int, default=1, help="micro-batches per step (default 1)")
@@ -97,6 +103,8 @@ def add_parser(commands) -> None:
     cmd.add_argument("--json", action="store_true", help="print one JSON object (initial_duality_gap, "
                      "final_duality_gap, duality_gap as [step, gap] pairs on a game; kl_to_ref, win_rate_vs_ref, ...)")
     cmd.set_defaults(run=cmd_train)
+    global _PARSER
+    _PARSER = cmd
 
 
 def _positive_ints(args) -> None:
@@ -107,8 +115,38 @@ def _positive_ints(args) -> None:
             raise UsageError(f"--{name.replace('_', '-')} must be a positive integer; got {value}")
 
 
+ARGS_FILE = "train_args.json"  # the options a run was started with, in its --out folder (what --resume reads)
+NOT_SAVED = ("resume", "json", "progress", "run", "command")  # how to show a run, not what it computes
+
+
+def _resume(args) -> str:
+    """With --resume DIR: the arguments the run was started with (any other option given is refused, since a run
+    continues only as it began) and the latest complete checkpoint."""
+    from llm_backend.trainer import latest_checkpoint
+
+    given = [name for name, value in vars(args).items()
+             if name not in NOT_SAVED and value != _PARSER.get_default(name)]
+    if given:
+        flags = ", ".join(f"--{name.replace('_', '-')}" for name in given)
+        raise UsageError(f"--resume continues a run with the options it was started with; drop {flags}")
+    saved = os.path.join(args.resume, ARGS_FILE)
+    if not os.path.isfile(saved):
+        raise UsageError(f"--resume {args.resume}: no run was started there (no {ARGS_FILE})")
+    checkpoint = latest_checkpoint(args.resume)
+    if checkpoint is None:
+        raise UsageError(f"--resume {args.resume}: no complete checkpoint yet (train with --save-every N)")
+    with open(saved) as handle:
+        vars(args).update(json.load(handle))
+    args.out = args.resume
+    return checkpoint
+
+
 def _check(args) -> None:
     """What is about the command line: flags that contradict each other or do not apply."""
+    missing = [flag for flag, value in (("--algo", args.algo), ("--model", args.model), ("--out", args.out),
+                                        ("--game or --prompts", args.game or args.prompts)) if value is None]
+    if missing:
+        raise UsageError(f"the following arguments are required: {', '.join(missing)}")
     _positive_ints(args)
     if args.game is not None and args.game not in sequence_games():
         raise UsageError(f"unknown sequence game {args.game!r}; choose one of: {', '.join(sequence_games())}")
@@ -151,6 +189,7 @@ def _oracle(args, codec, game):
 
 def train_report(args) -> dict:
     """Build the model, the oracle and the data as the arguments say, train, and collect the report."""
+    checkpoint = _resume(args) if args.resume else None
     _check(args)
     given = algorithm_params(args)
     algorithm = make_algorithm(args.algo, given)
@@ -213,6 +252,12 @@ def train_report(args) -> dict:
                       lr_schedule=args.lr_schedule, warmup=args.warmup, clip=args.clip or None, labels=args.labels,
                       pairs=args.pairs, k=args.k, seed=args.seed, eval_every=eval_every, eval_batch=args.eval_batch,
                       out=args.out, save_every=args.save_every, tokenizer=tokenizer, progress=progress)
+    if checkpoint is not None:
+        trainer.resume(checkpoint)
+    elif trainer.dist.main:
+        os.makedirs(args.out, exist_ok=True)
+        with open(os.path.join(args.out, ARGS_FILE), "w") as handle:
+            json.dump({k: v for k, v in vars(args).items() if k not in NOT_SAVED}, handle, indent=1)
     try:
         run = trainer.train()
     except FloatingPointError as error:
