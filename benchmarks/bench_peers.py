@@ -25,7 +25,7 @@ as such, never dropped. A peer that timed out is not tried at larger sizes (or s
 
 Timed: the solve call alone, in a forked child, as the median of 5 calls when one takes under 1 s (else one call);
 building each solver's input (the PreferenceGame, HiGHS's constraint matrices, the peers' game objects) is not
-timed. Ratios are the peer's time ÷ ours in the same run (> 1: ours is faster).
+timed. Every solver runs on one thread (BLAS included; see below). Ratios are the peer's time ÷ ours in the same run (> 1: ours is faster).
 
     python benchmarks/bench_peers.py                   # both tables (~10 min on a 2-core machine)
     python benchmarks/bench_peers.py --quick           # n ∈ {10, 30}, τ = 0.1 (seconds; runs without the peers)
@@ -54,6 +54,13 @@ from pathlib import Path
 # Measure this checkout's package even when an editable install points at another copy.
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+# One BLAS thread for every solver, set before numpy loads (HiGHS, ECOS and Gambit run on one thread anyway): on these
+# shared 2-core machines a second BLAS thread's spin-waits made our solves up to 5x slower and erratic (measured:
+# regularized_nash at n = 200, τ = 0.1, 11.6 ms median with calls from 11 to 144 ms, against 2.6 ms ± 0.1 on one).
+# Set the variables to override.
+for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(variable, "1")
 
 import numpy as np
 import scipy
@@ -403,7 +410,8 @@ def main(argv=None) -> int:
 
     env = versions()
     command = " ".join(["python benchmarks/bench_peers.py", *(sys.argv[1:] if argv is None else argv)])
-    print(", ".join(f"{k} {v}" for k, v in env.items()) + f", {os.cpu_count()} CPUs, {time.strftime('%Y-%m-%d %H:%M:%S')}; "
+    print(", ".join(f"{k} {v}" for k, v in env.items()) + f", {os.cpu_count()} CPUs, BLAS threads "
+          f"{os.environ['OPENBLAS_NUM_THREADS']}, {time.strftime('%Y-%m-%d %H:%M:%S')}; "
           f"preference_games/equilibria.py at {equilibria_state()}; command: `{command}`\n")
     absent = {PEERS[m]: missing((m,)) for m in PEERS if missing((m,))}
     for distribution, message in absent.items():
