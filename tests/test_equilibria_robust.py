@@ -347,3 +347,13 @@ def test_large_game_with_several_equilibria_falls_back_and_says_so():
     merged[:60] += pi[150:]
     highs_merged[:60] += whole[150:]
     np.testing.assert_allclose(merged, highs_merged, rtol=0, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_restricted_solve_at_n_1000_matches_highs_and_certifies_below_1e_12():
+    """The benchmark's size: the τ-path route, its certificate, and HiGHS's interior point on the whole LP."""
+    game = random_intransitive(1000, seed=0)
+    eq = nash_lp(game)
+    assert eq.unique.all() and not eq.fallback.any() and "tau-path" in eq.method[0]
+    assert eq.duality_gap <= 1e-12
+    np.testing.assert_allclose(eq.policy.probs[0], highs_whole(game.S[0]), rtol=0, atol=1e-6)
