@@ -8,8 +8,9 @@ protocol            promises                                                    
 ==================  ==============================================================  ===============================
 ``Policy``          ``log_prob(prompts, responses)`` [C, B], differentiable;        ``TabularLogits``,
                     ``sample(prompts, n, generator)``; ``snapshot()`` (frozen);     ``MLPPolicy``, ``FrozenPolicy``,
-                    ``mixture_sampler(other, beta)``; ``configs``, ``dtype``,       ``AutoregressivePolicy``
-                    ``device``
+                    ``mixture_sampler(other, beta)``; ``configs``, ``dtype``,       ``AutoregressivePolicy``,
+                    ``device``; optionally ``view()`` (:func:`live_view`)           ``llm_backend``'s
+                                                                                    ``TransformerPolicy``
 ``EnumerablePolicy``  a ``Policy`` that also gives ``log_prob_table()`` [C, X, Y]   the tabular policies only
 ``PreferenceOracle``  ``prob(prompts, responses, responses2)`` in [0, 1]            ``TabularOracle``,
                                                                                     ``SequenceOracle``
