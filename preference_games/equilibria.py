@@ -262,10 +262,12 @@ class _NotConverged(SolverError):
 
 
 def _newton_solve(game: PreferenceGame, tau: float, z: np.ndarray, tol: float, max_iter: int, method: str, *,
-                  logit_tol: float = LOGIT_TOL, mass_floor: float = 1e-30) -> Equilibrium:
+                  logit_tol: float = LOGIT_TOL, mass_floor: float = 1e-30, dense: bool = False) -> Equilibrium:
     """Damped Newton from the normalised logits z [X, Y] (−inf off the support); see :func:`regularized_nash`.
-    ``logit_tol`` and ``mass_floor`` (see _Newton._dense_on_active) are loosened only by nash_lp's support search."""
+    ``logit_tol``, ``mass_floor`` (see _Newton._dense_on_active) and ``dense`` (factorise from the first step,
+    without trying GMRES) are set only by nash_lp's support search."""
     newton = _Newton(game, tau, mass_floor)
+    newton.dense[:] = dense
     R, gaps = newton.evaluate(z)
     for iteration in range(max_iter + 1):
         logit_scale = np.maximum(1.0, np.abs(np.where(game.support, z, 0.0)).max(axis=-1))  # [X]
@@ -659,8 +661,9 @@ def _support_from_tau_path(S: np.ndarray, ref: np.ndarray):
             z = _normalised((log_ref + np.where(ratio < -10.0, (previous_tau / tau) * ratio, ratio))[None],
                             sub_game.support)
         try:
+            # Below the first point GMRES would exceed its budget at every point (small τ) before factorising.
             z = _newton_solve(sub_game, tau, z, SUPPORT_GAP_TOL, 200, "", logit_tol=SUPPORT_LOGIT_TOL,
-                              mass_floor=SUPPORT_MASS_FLOOR * tau).policy.log_probs
+                              mass_floor=SUPPORT_MASS_FLOOR * tau, dense=previous_tau is not None).policy.log_probs
         except SolverError:
             return None
         previous_tau = tau
