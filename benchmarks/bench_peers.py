@@ -111,8 +111,8 @@ def as_strategy(values) -> np.ndarray:
 
 
 # ========================================================================================= the solvers
-# Each solver is a function (S, tau) -> solve, a function of no argument returning a list of strategies (one per
-# player it reports). The factory builds the solver's input and is not timed; ``solve`` is.
+# Each solver is a factory (S, tau, game) -> solve, where solve() returns a list of strategies (one per player it
+# reports). The factory builds the solver's input and is not timed; ``solve`` is.
 def ours_lp(S, tau, game):
     return lambda: [nash_lp(game).policy.probs[0]]
 
