@@ -207,8 +207,7 @@ def trainer_section(model, tokenizer, size: dict, with_trl: bool, log) -> dict:
     names = list(systems)
     for rep in range(size["reps"]):
         for name in names[rep % len(names):] + names[:rep % len(names)]:  # rotated: no system always goes first
-            with one_thread():
-                times, run_losses = systems[name]()
+            times, run_losses = systems[name]()
             seconds[name] += times[1:]  # the first step of a run pays lazy initialisation
             losses[name] += run_losses
             log(f"  trainer rep {rep + 1}/{size['reps']} {name}: median step {median(times[1:]):.3f} s")
@@ -245,24 +244,23 @@ def breakdown_section(model, tokenizer, size: dict, reps: int) -> dict:
     view, generator = policy.view(), torch.Generator().manual_seed(0)
     times = {"ours_one_sampling_call": [], "ours_both_in_one_call": [], "ours_rest_of_step": [],
              "hf_generate_2x_batch": []}
-    with one_thread():
-        for _ in range(reps):
-            times["ours_one_sampling_call"].append(timed(lambda: view.sample(x, 1, generator)))
-            times["ours_both_in_one_call"].append(timed(lambda: view.sample(x, 2, generator)))
-            pairs = PairSampler("policy").sample(roles, env, size["batch"], generator, "soft")
+    for _ in range(reps):
+        times["ours_one_sampling_call"].append(timed(lambda: view.sample(x, 1, generator)))
+        times["ours_both_in_one_call"].append(timed(lambda: view.sample(x, 2, generator)))
+        pairs = PairSampler("policy").sample(roles, env, size["batch"], generator, "soft")
 
-            def rest():
-                env.prob(pairs.x, pairs.y, pairs.y2)
-                optimizer.zero_grad()
-                algorithm.objective(roles, pairs).sum().backward()
-                torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0)
-                optimizer.step()
+        def rest():
+            env.prob(pairs.x, pairs.y, pairs.y2)
+            optimizer.zero_grad()
+            algorithm.objective(roles, pairs).sum().backward()
+            torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0)
+            optimizer.step()
 
-            times["ours_rest_of_step"].append(timed(rest))
-            with torch.no_grad():
-                times["hf_generate_2x_batch"].append(timed(lambda: model.generate(
-                    input_ids=encoded.input_ids.repeat(2, 1), attention_mask=encoded.attention_mask.repeat(2, 1),
-                    generation_config=generation)))
+        times["ours_rest_of_step"].append(timed(rest))
+        with torch.no_grad():
+            times["hf_generate_2x_batch"].append(timed(lambda: model.generate(
+                input_ids=encoded.input_ids.repeat(2, 1), attention_mask=encoded.attention_mask.repeat(2, 1),
+                generation_config=generation)))
     return {name: median(values) for name, values in times.items()}
 
 
@@ -344,7 +342,7 @@ def mixture_section(tokenizer, size: dict, with_trl: bool, log) -> dict:
             input_ids=encoded.input_ids, attention_mask=encoded.attention_mask, generation_config=cached)
     times = {name: [] for name in calls}
     names = list(calls)
-    with one_thread(), quiet(), torch.no_grad():
+    with quiet(), torch.no_grad():
         for rep in range(size["mixture_reps"]):
             for name in names[rep % len(names):] + names[:rep % len(names)]:
                 times[name].append(timed(calls[name]))
@@ -442,16 +440,17 @@ def main(argv=None) -> int:
               "parameters": sum(p.numel() for p in model.parameters())}
     started = time.perf_counter()
     try:
-        log("checks …")
-        result["checks"] = mixture_checks(tokenizer, size, with_trl)
-        log("trainers …")
-        result["trainer"] = trainer_section(model, tokenizer, size, with_trl, log)
-        result["checks"]["trainer_losses_finite"] = True  # trainer_section raises otherwise
-        log("mixture …")
-        result["mixture"] = mixture_section(tokenizer, size, with_trl, log)
-        if with_trl:
-            log("breakdown …")
-            result["breakdown"] = breakdown_section(model, tokenizer, size, size["mixture_reps"])
+        with one_thread():  # module docstring, "Threads"
+            log("checks …")
+            result["checks"] = mixture_checks(tokenizer, size, with_trl)
+            log("trainers …")
+            result["trainer"] = trainer_section(model, tokenizer, size, with_trl, log)
+            result["checks"]["trainer_losses_finite"] = True  # trainer_section raises otherwise
+            log("mixture …")
+            result["mixture"] = mixture_section(tokenizer, size, with_trl, log)
+            if with_trl:
+                log("breakdown …")
+                result["breakdown"] = breakdown_section(model, tokenizer, size, size["mixture_reps"])
     except CheckFailed as error:
         print(f"CHECK FAILED: {error}")
         return 1
