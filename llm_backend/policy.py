@@ -109,7 +109,8 @@ class TransformerPolicy(_TokenModel, torch.nn.Module):
       set of most likely tokens holding mass ≥ top_p) shape the draw. Both default to 1, the policy itself: with
       other values the responses are *not* draws from π, which an on-policy algorithm assumes (its log-probs and
       losses always use π).
-    * ``snapshot()``: a frozen deep copy (eval mode, no gradient, detached log-probs).
+    * ``snapshot()``: a frozen copy (no gradient, detached log-probs) — a deep copy, or with LoRA a second adapter;
+      ``view()``: a frozen view of the live weights; ``reference()``: π_ref as the initial policy.
 
     ``length``: the most new tokens. ``pad_id``: defaults to the model config's ``pad_token_id``.
     """

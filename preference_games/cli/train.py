@@ -32,8 +32,8 @@ from .games import sequence_games
 
 #: Defaults that depend on what is trained: on a sequence game, the settings the README's acceptance figures were
 #: measured with; on text, the usual ones for fine-tuning a language model.
-GAME_DEFAULTS = {"batch": 64, "lr": 1e-4, "dtype": "float64", "eval_every": 100}
-TEXT_DEFAULTS = {"batch": 8, "lr": 1e-5, "dtype": "float32", "eval_every": 10}
+GAME_DEFAULTS = {"batch": 64, "lr": 1e-4, "eval_every": 100}
+TEXT_DEFAULTS = {"batch": 8, "lr": 1e-5, "eval_every": 10}
 _PARSER = None  # the train subparser, for its defaults (set by add_parser)
 TINY_INIT_SCALE = 0.1  # std of a tiny model's weights: a reference far enough from uniform to have a gap to close
 DTYPES = ("float32", "float64", "bfloat16")
@@ -168,13 +168,9 @@ def _load_llm():
     except ImportError:
         raise UsageError("train needs the llm extra (transformers, peft, accelerate): pip install "
                          "'preference-games[llm]'") from None
-    import llm_backend
-
     # HF's loading bars and advice would land between our progress bar and our one-line errors on stderr
     logging.disable_progress_bar()
     logging.set_verbosity_error()
-
-    return llm_backend
 
 
 def _oracle(args, codec, game):
@@ -189,11 +185,11 @@ def _oracle(args, codec, game):
 
 def train_report(args) -> dict:
     """Build the model, the oracle and the data as the arguments say, train, and collect the report."""
+    _load_llm()
     checkpoint = _resume(args) if args.resume else None
     _check(args)
     given = algorithm_params(args)
     algorithm = make_algorithm(args.algo, given)
-    _load_llm()
     import torch
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
