@@ -1,6 +1,6 @@
 """The trainer on a GPU: bf16 autocast, tokens/s, peak memory and model FLOPs utilisation, written to a JSON file.
 
-A Llama of ~250M parameters built from a config (hidden 1024, 16 layers, 16 query and 8 key-value heads, MLP 2816,
+A Llama of 189M parameters built from a config (hidden 1024, 16 layers, 16 query and 8 key-value heads, MLP 2816,
 the 100-token ``char_tokenizer``: nothing is downloaded; sdpa attention, float32 weights under the trainer's bf16
 autocast) trains with online IPO through :class:`~llm_backend.trainer.Trainer`, judged by a small reward model on
 the same GPU, for ``--steps`` steps of ``--batch`` pairs (the first step, which pays CUDA's lazy initialisation, is
