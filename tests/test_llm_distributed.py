@@ -3,6 +3,7 @@ computes with the same global batch (the same micro-batch slots), to float toler
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -30,18 +31,25 @@ def run(command, out, accumulate: int):
         return torch.load(out / "parameters.pt"), json.load(handle)
 
 
+def free_port() -> str:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return str(probe.getsockname()[1])
+
+
 LAUNCHERS = {
-    "torchrun": [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517"],
+    "torchrun": lambda: [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+                         free_port()],
     # accelerate's DDP launcher (it is torchrun underneath; --multi_gpu with no GPU runs gloo processes on the CPU)
-    "accelerate": [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-                   "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
-                   "29518"],
+    "accelerate": lambda: [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+                           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+                           "--main_process_port", free_port()],
 }
 
 
 @pytest.mark.parametrize("launcher", [pytest.param("torchrun"), pytest.param("accelerate", marks=pytest.mark.slow)])
 def test_two_gloo_processes_equal_one_process_with_the_same_global_batch(launcher, tmp_path):
-    two, metrics_two = run(LAUNCHERS[launcher], tmp_path / "two", 1)  # each process: 1 micro-batch of 6 pairs
+    two, metrics_two = run(LAUNCHERS[launcher](), tmp_path / "two", 1)  # each process: 1 micro-batch of 6 pairs
     one, metrics_one = run([sys.executable], tmp_path / "one", 2)  # one process: both micro-batches
     assert metrics_two["world"] == 2 and metrics_one["world"] == 1
     assert two.keys() == one.keys()
