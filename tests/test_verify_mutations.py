@@ -6,7 +6,8 @@ attributes, ``from x import y`` copies and registries such as ``algorithms.FACTO
 mutant wherever they reach the engine. The checks themselves are never touched. For each mutation we name the checks
 it must flip, away from their verdict on the unmutated engine (holds → fails or error, holds-with-correction → fails
 or error), on a small suite (the named games and 4 random ones). The mutations cover: the equilibrium solver at the
-wrong τ (2τ and 1.01τ), the engine's geometric mixture with swapped exponents, an off-by-one in each η
+wrong τ (2τ and 1.01τ), the engine's geometric mixture with swapped exponents (in the tabular policies and in the
+exact dynamics' fused step, which builds its own), an off-by-one in each η
 schedule of the algorithms (INPO's Theorem 4 schedule, Nash-MD's decreasing step), the IPO target 1/τ for 1/(2τ),
 and swapped soft labels. About a minute on a 2-core machine.
 """
@@ -29,17 +30,22 @@ SUITE = Suite(games=4, seed=0)
 
 #: (id, module, function or Class.method, snippet of its source, replacement, checks that must flip).
 MUTATIONS = [
-    ("solver at 2τ", "preference_games.equilibria", "regularized_nash",
-     "newton = _Newton(game, tau)", "newton = _Newton(game, 2 * tau)",
+    ("solver at 2τ", "preference_games.equilibria", "_newton_solve",
+     "newton = _Newton(game, tau, mass_floor)", "newton = _Newton(game, 2 * tau, mass_floor)",
      ["ipo-md/prop-4.1", "inpo/lemma-2", "inpo/thm-4", "inpo/nash-property", "nash-md/last-iterate",
       "nash-md/decreasing-step"]),
-    ("solver at 1.01τ", "preference_games.equilibria", "regularized_nash",
-     "newton = _Newton(game, tau)", "newton = _Newton(game, 1.01 * tau)",
+    ("solver at 1.01τ", "preference_games.equilibria", "_newton_solve",
+     "newton = _Newton(game, tau, mass_floor)", "newton = _Newton(game, 1.01 * tau, mass_floor)",
      ["ipo-md/prop-4.1", "inpo/lemma-2", "inpo/thm-4", "inpo/nash-property", "nash-md/last-iterate",
       "nash-md/decreasing-step"]),
     ("torch mixture π^β π_ref^(1−β)", "preference_games.models", "geometric_mixture",
      "(1 - beta) * a + beta * b", "beta * a + (1 - beta) * b",
-     ["ipo-md/prop-5.1", "ipo-md/app-F-figure-9", "nash-md/last-iterate"]),
+     ["ipo-md/prop-5.1", "nash-md/last-iterate"]),
+    # the exact dynamics' fused step builds the mixture itself (IPO-MD's Figure 9 runs through it)
+    ("fused-step mixture π^β π_ref^(1−β)", "preference_games.tabular", "ExactContrastiveGradient.__init__",
+     "self.keep = None if self.beta is None else 1 - self.beta",
+     "self.keep, self.beta = (None, None) if self.beta is None else (self.beta, 1 - self.beta)",
+     ["ipo-md/app-F-figure-9"]),
     ("INPO Theorem 4 η_t = τ(t + 1)/2", "preference_games.algorithms.mirror_descent", "inverse_step",
      "(iteration + 3) / 2.0", "(iteration + 2) / 2.0",
      ["inpo/thm-4"]),
