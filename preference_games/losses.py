@@ -70,11 +70,3 @@ def bradley_terry(reward_y, reward_y2, pref) -> torch.Tensor:
 
 
 PAIR_LOSSES = {"dpo": dpo, "ipo": ipo, "slic": slic}
-
-#: dℓ/dh of each pair loss, written out: the closed-form exact gradient of the dynamics
-#: (:meth:`preference_games.algorithms.dap.Contrastive.table_gradient`) uses them instead of autograd.
-PAIR_LOSS_DERIVATIVES = {
-    dpo: lambda h, tau: -tau * torch.sigmoid(-tau * h),
-    ipo: lambda h, tau: 2.0 * (h - 0.5 / tau),
-    slic: lambda h, tau: -tau * (1.0 - tau * h > 0).to(h.dtype),
-}
