@@ -12,7 +12,10 @@ trainer only supplies what a real model needs around it:
   iterate's and behaviour policy's without (they are frozen snapshots, whose ``log_prob`` is detached);
 * **optimisation**: AdamW (or SGD), a learning-rate schedule (constant, linear or cosine decay to 0, after a
   linear warm-up), gradient accumulation and clipping, bf16 autocast on a GPU, seeds;
-* **measurement**: one JSON line per step in ``metrics.jsonl``, a progress bar, ``save_pretrained`` checkpoints.
+* **measurement**: one JSON line per step in ``metrics.jsonl``, a progress bar, ``save_pretrained`` checkpoints;
+* **long runs**: atomic checkpoints that :meth:`Trainer.resume` continues exactly, and data-parallel processes
+  (:mod:`llm_backend.distributed`). A step's ``accumulate`` micro-batches are *slots*, each with its own generator
+  (and its own walk through a dataset), so that N processes × A slots compute what one process computes with N·A.
 
 Metrics (every step): ``step``, ``loss`` (the objective, mean over micro-batches), ``lr``, ``pairs`` and
 ``tokens`` (response tokens in the step's pairs, y and y′), ``seconds`` (the step's wall time), ``pairs_per_s`` and
@@ -43,7 +46,7 @@ import os
 import re
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -89,7 +92,9 @@ class _Slot:
     through the data), so that which process draws a slot changes nothing about what it draws."""
 
     def __init__(self, index: int, seed: int, prompts, oracle, preferences):
-        own = lambda source: copy.deepcopy(source) if hasattr(source, "state_dict") and index else source  # noqa
+        def own(source):  # slot 0 walks the caller's dataset; the others a copy each (a stateless source is shared)
+            return copy.deepcopy(source) if index and hasattr(source, "state_dict") else source
+
         self.index, self.generator = index, torch.Generator().manual_seed(_seed(seed, index))
         self.env, self.preferences = Environment(own(prompts), oracle), own(preferences)
 
@@ -117,7 +122,6 @@ class TrainingRun:
     mixture_tv: float | None = None
     seconds: float = 0.0
     pairs: int = 0
-    extra: dict = field(default_factory=dict)
 
     def series(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """(steps, values) of a metric over the rows that have it."""
@@ -185,7 +189,7 @@ class Trainer:
         self.steps, self.batch, self.accumulate, self.labels = int(steps), int(batch), int(accumulate), labels
         self.pair_mode, self.k, self.eval_every, self.out = pairs, int(k), int(eval_every), out
         self.save_every, self.tokenizer, self.progress = save_every, tokenizer, progress
-        self.preferences, self.game = preferences, game
+        self.game = game
         self.bf16 = policy.device.type == "cuda" if bf16 is None else bool(bf16)
 
         self.dist = distributed.context(policy.device)
