@@ -18,6 +18,7 @@ processes.
 
 from __future__ import annotations
 
+import atexit
 import os
 from dataclasses import dataclass
 
@@ -45,7 +46,16 @@ def context(device: torch.device | None = None) -> Context:
     if not dist.is_initialized():
         backend = "nccl" if device is not None and device.type == "cuda" else "gloo"
         dist.init_process_group(backend=backend)
+        # a group still alive at interpreter exit can abort the process ("terminate called without an active
+        # exception", seen with gloo under accelerate launch): the one who joined it leaves it
+        atexit.register(_leave)
     return Context(dist.get_rank(), dist.get_world_size())
+
+
+def _leave() -> None:
+    if dist.is_initialized():
+        dist.barrier()  # nobody leaves while another process still talks to it
+        dist.destroy_process_group()
 
 
 def average_gradients(params: list[torch.Tensor], world: int) -> None:
