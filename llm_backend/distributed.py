@@ -13,7 +13,8 @@ group (NCCL on GPUs, gloo on CPUs) or, without it, returns a world of one. The t
 
 So a run on N processes with A micro-batches each computes what one process computes with N·A micro-batches (the same
 slots, the same pairs), up to the order of floating-point sums — tests/test_llm_distributed.py checks it with two gloo
-processes.
+processes. Sharded training (:mod:`llm_backend.fsdp`) uses the same slots and group; there FSDP's reduce-scatter
+averages the gradients, and :func:`average_gradients` is not called.
 """
 
 from __future__ import annotations

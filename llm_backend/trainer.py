@@ -58,6 +58,7 @@ from preference_games.sequences import SequenceGame, SequenceOracle, mixture_tv
 from preference_games.training import TrainingStep, one_thread, progress_bar
 
 from . import distributed
+from .fsdp import launcher_asks, shard
 from .oracles import Environment
 from .pairs import tournament_pairs, win_rate_pairs
 from .policy import TransformerPolicy
@@ -160,6 +161,8 @@ class Trainer:
     ``pairs``: a mode of :data:`PAIR_MODES` with ``k`` responses per prompt for the tournament and the win rate.
     ``bf16``: autocast to bfloat16 (None: on a GPU only). ``out``: a directory for ``metrics.jsonl`` and
     checkpoints (``checkpoint-<step>`` every ``save_every`` steps, and ``final``); ``tokenizer`` is saved with them.
+    ``fsdp``: shard the policy and every copy of it across the processes (:mod:`llm_backend.fsdp`); None: when
+    ``accelerate launch`` was given an FSDP config.
     """
 
     def __init__(self, algorithm: Algorithm, policy, oracle, prompts, *, steps: int, ref=None, preferences=None,
@@ -167,7 +170,8 @@ class Trainer:
                  optimizer: str = "adamw", weight_decay: float = 0.0, lr_schedule: str = "linear",
                  warmup: int = 0, clip: float | None = 1.0, labels: str = "soft", pairs: str = "two-samples",
                  k: int = 8, seed: int = 0, eval_every: int = 50, eval_batch: int = 64, out: str | None = None,
-                 save_every: int | None = None, tokenizer=None, bf16: bool | None = None, progress: bool = False):
+                 save_every: int | None = None, tokenizer=None, bf16: bool | None = None, progress: bool = False,
+                 fsdp: bool | None = None):
         for name, value in (("steps", steps), ("batch", batch), ("accumulate", accumulate), ("k", k),
                             ("eval_every", eval_every), ("eval_batch", eval_batch)):
             _positive(name, value)
@@ -195,10 +199,18 @@ class Trainer:
         self.dist = distributed.context(policy.device)
         if self.dist.world > 1:
             distributed.broadcast_parameters(policy)
+        aux = algorithm.auxiliary(policy) if algorithm.auxiliary else {}
+        self.sharded = launcher_asks() if fsdp is None else bool(fsdp)
+        if self.sharded:
+            # the policy's model is sharded in place (the caller's policy object holds the same, now sharded, model).
+            # The auxiliary modules are copied from it before, then sharded: BPO's ensemble perturbs its copies with
+            # full-size noise, which a sharded parameter does not take. Every other copy (π_ref, snapshots, the
+            # EMA) is made from the sharded policy, shard by shard (llm_backend.fsdp).
+            self.policy = policy = shard(policy)
+            aux = {name: shard(module) for name, module in aux.items()}
         reference = getattr(policy, "reference", policy.snapshot)  # a LoRA policy's: the base, not a copy
         self.ref = reference() if ref is None else ref.snapshot()
-        self.roles = Roles(policy=policy, ref=self.ref, data=self.ref)
-        self.roles.aux = algorithm.auxiliary(policy) if algorithm.auxiliary else {}
+        self.roles = Roles(policy=policy, ref=self.ref, data=self.ref, aux=aux)
         self.meter = ExactMeter(algorithm, game, self.ref) if game is not None else None
         self._eval = self._eval_batch(int(eval_batch), int(seed))
         first = self.dist.rank * self.accumulate  # this process's slots: rank·A … rank·A + A − 1
@@ -210,7 +222,9 @@ class Trainer:
         self.optimizer = OPTIMIZERS[optimizer]([p for p in params if p.requires_grad], **options)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor(lr_schedule, int(warmup)))
         world = self.dist.world
-        reduce = None if world == 1 else (lambda params: distributed.average_gradients(params, world))
+        # FSDP's reduce-scatter already averages the gradients over the processes: averaging again would divide by N²
+        unreduced = world == 1 or self.sharded
+        reduce = None if unreduced else (lambda params: distributed.average_gradients(params, world))
         self.step = TrainingStep(algorithm, self.roles, self._pairs, self.optimizer, accumulate=self.accumulate,
                                  clip=clip, reduce=reduce)
         self._counts = [0, 0]  # pairs and response tokens of the current step
@@ -304,6 +318,8 @@ class Trainer:
 
     def _train(self) -> TrainingRun:
         main, writer = self.dist.main, None
+        # who evaluates: rank 0, or under FSDP every process (each forward pass all-gathers: all must run it)
+        measures = main or self.sharded
         if self.out is not None and main:
             os.makedirs(self.out, exist_ok=True)
             writer = open(os.path.join(self.out, METRICS_FILE), "w")
@@ -314,7 +330,7 @@ class Trainer:
         try:
             if self.done == 0:
                 schedule.start(self.roles)
-                self.rows = [self._record(writer, {"step": 0, **self.evaluate()} if main else {"step": 0})]
+                self.rows = [self._record(writer, {"step": 0, **self.evaluate()} if measures else {"step": 0})]
             elif bar is not None:
                 bar.update(self.done)
             for t in range(self.done, self.steps):
@@ -337,7 +353,7 @@ class Trainer:
                 row = {"step": t + 1, "loss": loss, "lr": self.scheduler.get_last_lr()[0], "pairs": pairs,
                        "tokens": tokens, "seconds": elapsed, "pairs_per_s": pairs / elapsed,
                        "tokens_per_s": tokens / elapsed}
-                if main and ((t + 1) % self.eval_every == 0 or t + 1 == self.steps):
+                if measures and ((t + 1) % self.eval_every == 0 or t + 1 == self.steps):
                     row.update(self.evaluate())
                 self.rows.append(self._record(writer, row))
                 self.done = t + 1
@@ -351,11 +367,11 @@ class Trainer:
                 writer.close()
             if bar is not None:
                 bar.close()
-        if self.out is not None and main:
+        if self.out is not None:
             self.save(os.path.join(self.out, "final"))
         beta = mixture_beta(self.algorithm)
         tv = None
-        if self.game is not None and beta is not None and main:
+        if self.game is not None and beta is not None and measures:
             tv = mixture_tv(self.policy, self.ref, beta, self.game)
         return TrainingRun(metrics=self.rows, policy=self.policy, out=self.out, mixture_tv=tv, seconds=self._seconds,
                            pairs=self._pairs_total)
@@ -370,19 +386,24 @@ class Trainer:
         trained auxiliary modules: an adversary, ensemble members), the schedule's own state (an EMA's average, the
         outer iteration), the optimiser, the learning-rate scheduler, an optimistic update's previous gradient and
         the global torch RNG. Every process writes its slots (generator states, data positions) to ``rank-<r>.pt``.
+        Under FSDP the model files hold the complete weights, gathered onto rank 0, and every process writes its own
+        trainer state (rank r > 0 to ``trainer_state-rank-<r>.pt``): its shards of every role and of the optimiser,
+        which a run on as many processes loads back (:meth:`resume`).
         """
         partial = path + ".partial"
         if self.dist.main:
             shutil.rmtree(partial, ignore_errors=True)
-            self.save(partial)
+            os.makedirs(partial)
+        distributed.barrier()
+        self.save(partial)
+        if self.dist.main or self.sharded:  # under FSDP each process holds, and writes, its own shards
             state = {"step": self.done, "rows": self.rows, "seconds": self._seconds, "pairs": self._pairs_total,
-                     "world": self.dist.world, "algorithm": self.algorithm.describe(),
+                     "world": self.dist.world, "fsdp": self.sharded, "algorithm": self.algorithm.describe(),
                      "roles": self.roles, "schedule": self.algorithm.schedule,
                      "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                      "previous_gradient": getattr(self.step.optimizer, "_previous", None),
                      "torch_rng": torch.get_rng_state()}
-            _write(os.path.join(partial, STATE_FILE), state)
-        distributed.barrier()
+            _write(os.path.join(partial, _state_file(self.dist.rank)), state)
         _write(os.path.join(partial, f"rank-{self.dist.rank}.pt"), [slot.state_dict() for slot in self.slots])
         distributed.barrier()
         if self.dist.main:
@@ -394,10 +415,14 @@ class Trainer:
         """Continue from the checkpoint at ``path`` (:meth:`save_checkpoint`): this trainer must be built as the
         saved one was (the same algorithm, options and world size); its policy's weights, roles, schedule,
         optimiser, scheduler, generators and data positions become the saved ones."""
-        state = torch.load(os.path.join(path, STATE_FILE), weights_only=False)
-        if state["algorithm"] != self.algorithm.describe() or state["world"] != self.dist.world:
-            raise ValueError(f"{path} was written by {state['algorithm']} on {state['world']} process(es); this run "
-                             f"is {self.algorithm.describe()} on {self.dist.world}")
+        state = torch.load(os.path.join(path, _state_file(self.dist.rank if self.sharded else 0)), weights_only=False)
+        saved_run, run = (state["algorithm"], state["world"], state.get("fsdp", False)), (
+            self.algorithm.describe(), self.dist.world, self.sharded)
+        if saved_run != run:
+            def describe(name, world, sharded):
+                return f"{name} on {world} process(es){' with FSDP' if sharded else ''}"
+
+            raise ValueError(f"{path} was written by {describe(*saved_run)}; this run is {describe(*run)}")
         saved: Roles = state["roles"]
         # the trained modules keep their identity (the optimiser holds their parameters): copy the saved weights in
         self.policy.load_state_dict(saved.policy.state_dict())
@@ -428,19 +453,29 @@ class Trainer:
         return row
 
     def save(self, path: str) -> None:
-        """The policy (``save_pretrained``: weights, config, the policy's settings) and the tokenizer."""
+        """The policy (``save_pretrained``: weights, config, the policy's settings) and the tokenizer, written by
+        rank 0. Every process calls it: under FSDP, gathering the complete weights onto rank 0 takes them all."""
         from transformers.utils import logging
 
-        os.makedirs(path, exist_ok=True)
+        if not (self.dist.main or self.sharded):
+            return
+        if self.dist.main:
+            os.makedirs(path, exist_ok=True)
         bars = logging.is_progress_bar_enabled()
         logging.disable_progress_bar()  # HF's "Writing model shards" bar would interleave with ours on stderr
         try:
-            self.policy.save_pretrained(path)
-            if self.tokenizer is not None:
+            self.policy.save_pretrained(path)  # a sharded policy gathers on every process and writes on rank 0
+            if self.tokenizer is not None and self.dist.main:
                 self.tokenizer.save_pretrained(path)
         finally:
             if bars:
                 logging.enable_progress_bar()
+
+
+def _state_file(rank: int) -> str:
+    """Rank r's part of a checkpoint's trainer state: rank 0's is the whole state, except under FSDP, where every
+    process writes its own shards of the roles and of the optimiser (``ShardedPolicy`` pickles its local shards)."""
+    return STATE_FILE if rank == 0 else f"trainer_state-rank-{rank}.pt"
 
 
 def _write(path: str, value) -> None:

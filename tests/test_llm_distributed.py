@@ -21,11 +21,14 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "tests" / "scripts" / "distributed_train.py"
 
 
-def run(command, out, accumulate: int):
+def run(command, out, accumulate: int, *options: str):
+    """tests/scripts/distributed_train.py launched by ``command`` (its ``options`` after OUT and ACCUMULATE): the
+    trained parameters and metrics.json."""
     out.mkdir()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
            "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(command + [str(SCRIPT), str(out), str(accumulate)], env=env, capture_output=True, text=True, timeout=900)
+    result = subprocess.run(command + [str(SCRIPT), str(out), str(accumulate), *options], env=env,
+                            capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     with open(out / "metrics.json") as handle:
         return torch.load(out / "parameters.pt"), json.load(handle)

@@ -92,6 +92,10 @@ def add_parser(commands) -> None:
     cmd.add_argument("--lora", type=int, metavar="RANK", help="train LoRA adapters of this rank on every linear map "
                      "instead of the whole model; the reference is then the base model with the adapter disabled and "
                      "each snapshot a second adapter (no copy of the model)")
+    cmd.add_argument("--fsdp", action="store_true", default=None,
+                     help="shard the model, its gradients, the optimiser's moments and every copy of the model "
+                     "(reference, snapshots, EMA) across the processes with torch's FSDP2; needs 2+ processes "
+                     "(torchrun, or accelerate launch --config_file configs/accelerate_fsdp.yaml, which implies it)")
     cmd.add_argument("--hidden", type=int, default=32, help="--model tiny: width (default 32)")
     cmd.add_argument("--layers", type=int, default=2, help="--model tiny: layers (default 2)")
     cmd.add_argument("--dtype", choices=DTYPES, help="the model's dtype (default float64 for a tiny model on a game, "
@@ -238,7 +242,9 @@ def train_report(args) -> dict:
                              f"({prompts.longest_prompt} tokens) plus --max-new-tokens {policy.length}")
     if args.lora is not None:
         policy = policy.with_lora(r=args.lora)
-    policy = policy.to(args.device)
+    # under torchrun or accelerate launch, each process on its own GPU (a bare "cuda" would put them all on the first)
+    local = os.environ.get("LOCAL_RANK")
+    policy = policy.to(f"cuda:{local}" if args.device == "cuda" and local is not None else args.device)
     codec = TextCodec(tokenizer)
     oracle = _oracle(args, codec, game)
     preferences = PreferenceDataset(args.preferences, codec) if args.preferences else None
@@ -247,7 +253,8 @@ def train_report(args) -> dict:
                       batch=batch, accumulate=args.accumulate, lr=lr, optimizer=args.optimizer,
                       lr_schedule=args.lr_schedule, warmup=args.warmup, clip=args.clip or None, labels=args.labels,
                       pairs=args.pairs, k=args.k, seed=args.seed, eval_every=eval_every, eval_batch=args.eval_batch,
-                      out=args.out, save_every=args.save_every, tokenizer=tokenizer, progress=progress)
+                      out=args.out, save_every=args.save_every, tokenizer=tokenizer, progress=progress,
+                      fsdp=args.fsdp)
     if checkpoint is not None:
         trainer.resume(checkpoint)
     elif trainer.dist.main:

@@ -1,13 +1,17 @@
-"""One process of tests/test_llm_distributed.py: train a tiny transformer on rps-sequences and save what came out.
+"""One process of tests/test_llm_distributed.py and tests/test_llm_fsdp.py: train a tiny transformer on
+rps-sequences and save what came out.
 
 Run under ``torchrun --nproc_per_node N`` (each process takes ``accumulate`` micro-batches) or alone (then with
-N·accumulate micro-batches): argv = OUT ACCUMULATE.
+N·accumulate micro-batches): argv = OUT ACCUMULATE [--fsdp] [--algo NAME] [--save-every N] [--resume CHECKPOINT].
+OUT receives, from rank 0, ``parameters.pt`` (the complete trained weights) and ``metrics.json`` (the world size,
+every metrics row and each process's fraction of the policy's parameter entries that it holds).
 """
 
+import argparse
 import json
-import sys
 
 import torch
+import torch.distributed as dist
 
 from llm_backend import TransformerPolicy
 from llm_backend.trainer import Trainer
@@ -15,18 +19,42 @@ from preference_games.algorithms import make
 from preference_games.sequences import SequenceOracle, sequence_game_by_name
 
 
-def main(out: str, accumulate: int) -> None:
+def held(policy) -> float:
+    """The fraction of the policy's parameter entries this process holds (1 unless sharded)."""
+    local = sum((p.to_local() if hasattr(p, "to_local") else p).numel() for p in policy.parameters())
+    return local / sum(p.numel() for p in policy.parameters())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("out")
+    parser.add_argument("accumulate", type=int)
+    parser.add_argument("--fsdp", action="store_true")  # without it, as the launcher says (accelerate's FSDP config)
+    parser.add_argument("--algo", default="inpo")
+    parser.add_argument("--save-every", type=int)
+    parser.add_argument("--resume")
+    args = parser.parse_args()
     game = sequence_game_by_name("rps-sequences")
     policy = TransformerPolicy.for_game(game, seed=0, dtype=torch.float64, init_scale=0.1)
     oracle = SequenceOracle(game)
-    trainer = Trainer(make("inpo", inner_steps=2), policy, oracle, oracle, steps=4, game=game, batch=6,
-                      accumulate=accumulate, eval_batch=8, eval_every=2, lr=1e-2)
+    algorithm = make("inpo", inner_steps=2) if args.algo == "inpo" else make(args.algo)
+    trainer = Trainer(algorithm, policy, oracle, oracle, steps=4, game=game, batch=6, accumulate=args.accumulate,
+                      eval_batch=8, eval_every=2, lr=1e-2, fsdp=args.fsdp or None, out=args.out, save_every=args.save_every)
+    if args.resume:
+        trainer.resume(args.resume)
     run = trainer.train()
+    parameters = {name: (p.full_tensor() if hasattr(p, "full_tensor") else p).detach()
+                  for name, p in trainer.policy.named_parameters()}  # full_tensor: a collective, on every rank
+    fractions = [held(trainer.policy)]
+    if trainer.dist.world > 1:
+        gathered = [None] * trainer.dist.world
+        dist.all_gather_object(gathered, fractions[0])
+        fractions = gathered
     if trainer.dist.main:
-        torch.save({name: p.detach() for name, p in policy.named_parameters()}, f"{out}/parameters.pt")
-        with open(f"{out}/metrics.json", "w") as handle:
-            json.dump({"world": trainer.dist.world, "rows": run.metrics}, handle)
+        torch.save(parameters, f"{args.out}/parameters.pt")
+        with open(f"{args.out}/metrics.json", "w") as handle:
+            json.dump({"world": trainer.dist.world, "rows": run.metrics, "held": fractions}, handle)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]))
+    main()
