@@ -130,8 +130,13 @@ def full_state_dict(policy: TransformerPolicy) -> dict | None:
     return state if dist.get_rank() == 0 else None
 
 
-def _rebuild(skeleton, settings: dict, device: str, flags: dict, shards: list, buffers: list) -> "ShardedPolicy":
-    """A pickled :class:`ShardedPolicy` back on the current process group, with this process's saved shards."""
+def _rebuild(skeleton, settings: dict, device: str, flags: dict, shards: list, buffers: list,
+             world: int) -> "ShardedPolicy":
+    """A pickled :class:`ShardedPolicy` back on the current process group, with this process's saved shards: on as
+    many processes as saved them (each holds 1/world of every parameter)."""
+    if not dist.is_initialized() or dist.get_world_size() != world:
+        raise ValueError(f"this checkpoint holds the FSDP shards of {world} processes: resume it on {world} "
+                         "processes with FSDP")
     policy = ShardedPolicy._build(skeleton, settings, torch.device(device))
     with torch.no_grad():
         for target, saved in zip([*policy.model.parameters(), *policy.model.buffers()], [*shards, *buffers]):
@@ -183,7 +188,8 @@ class ShardedPolicy(TransformerPolicy):
         process writes its own file, and loading rebuilds the sharding on the group of the loading process."""
         shards = [_local(p).detach().cpu() for p in self.model.parameters()]
         buffers = [b.detach().cpu() for b in self.model.buffers()]
-        return _rebuild, (self._skeleton_model, self.settings(), str(self.device), self._flags(), shards, buffers)
+        return _rebuild, (self._skeleton_model, self.settings(), str(self.device), self._flags(), shards, buffers,
+                          dist.get_world_size())
 
     def sample(self, prompts, n: int = 1, generator=None, *, greedy: bool = False):
         """:meth:`TransformerPolicy.sample` with the model gathered for the whole draw (:func:`gathered`)."""

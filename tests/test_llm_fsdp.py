@@ -84,6 +84,11 @@ def test_a_sharded_checkpoint_resumes_exactly(tmp_path):
     # it continued (the first two rows, wall times included, are the checkpoint's), and it ended where the whole did
     assert metrics_resumed["rows"][:3] == metrics_whole["rows"][:3]
     assert_same_run(resumed, metrics_resumed, whole, metrics_whole, 0.0)
+    game = sequence_game_by_name("rps-sequences")  # one process cannot take two processes' shards
+    policy, oracle = TransformerPolicy.for_game(game, dtype=torch.float64), SequenceOracle(game)
+    alone = Trainer(make("inpo", inner_steps=2), policy, oracle, oracle, steps=4, game=game, batch=6)
+    with pytest.raises(ValueError, match="the FSDP shards of 2 processes: resume it on 2 processes with FSDP"):
+        alone.resume(str(checkpoint))
 
 
 def test_fsdp_needs_several_processes():
