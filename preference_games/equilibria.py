@@ -373,10 +373,13 @@ class _Newton:
         the factorisation smaller.
         """
         A = pi > self.mass_floor
-        d_A = _dense_newton(S[np.ix_(A, A)][None], pi[A][None], R[A][None], self.tau)[0]
+        idx = np.flatnonzero(A)
+        S_AA = S.take(idx, axis=0).take(idx, axis=1)  # twice as fast as S[np.ix_(A, A)] at n = 1000
+        d_A = _dense_newton(S_AA[None], pi[A][None], R[A][None], self.tau)[0]
         self.matvecs += 1
-        Dd = pi[A] * d_A - pi[A] * (pi[A] @ d_A)  # (D_π d) on A
-        d = -R + S[:, A] @ Dd / self.tau
+        Dd = np.zeros_like(pi)
+        Dd[A] = pi[A] * d_A - pi[A] * (pi[A] @ d_A)  # (D_π d) on A, zero elsewhere: S @ Dd copies no columns
+        d = -R + S @ Dd / self.tau
         d[A] = d_A
         return d
 
@@ -388,9 +391,12 @@ def _dense_newton(S: np.ndarray, pi: np.ndarray, R: np.ndarray, tau: float) -> n
     so the support block is solved exactly as if it stood alone.
     """
     n = S.shape[-1]
-    SD = S * pi[:, None, :] - _apply(S, pi)[:, :, None] * pi[:, None, :]  # [X, n, n]
+    # J = I − S diag(π)/τ + (Sπ)πᵀ/τ [X, n, n], assembled in place: no S D_π, no identity matrix.
+    J = S * (-pi / tau)[:, None, :]
+    J += _apply(S, pi)[:, :, None] * (pi / tau)[:, None, :]
+    J.reshape(len(J), -1)[:, :: n + 1] += 1.0
     try:
-        return np.linalg.solve(np.eye(n) - SD / tau, -R[..., None])[..., 0]
+        return np.linalg.solve(J, -R[..., None])[..., 0]
     except np.linalg.LinAlgError:  # a ValueError subclass: left alone, it would read as bad input
         raise SolverError(f"regularized_nash: the Newton system is singular to working precision at tau={tau:g} "
                           "(|S D_pi|/tau is too large for the identity to survive rounding); try a tau-path warm "
@@ -484,10 +490,13 @@ def nash_lp(game: PreferenceGame, *, selection: str = "max-entropy", tol: float 
        support T is the largest support in E while E ⊆ {x : x off T = 0, S_TT x_T = 0, 1ᵀx = 1}, the affine hull of
        E. Games of at most ``LP_DIRECT_MAX_ACTIONS`` actions get z from HiGHS on the LP min 1ᵀw s.t. w ≥ 0, Sw ≤ 0,
        w − Sw ≥ 1 (feasible by the existence argument; complementarity w_y (Sw)(y) = 0 makes one of the two ≥ 1 and
-       the other 0 for every y, a margin of 1 against HiGHS's 1e-7 tolerances). Larger games guess T along a
-       warm-started τ-path (as τ → 0 the regularised equilibrium keeps mass on the support of the limit and loses
-       it elsewhere like exp(−margin/τ)) and solve S_TT x_T = v·1, 1ᵀx_T = 1 exactly, exchanging actions until x is
-       strictly complementary; if that fails they fall back to the LP above and say so in ``method``.
+       the other 0 for every y, a margin of 1 against HiGHS's 1e-7 tolerances). Larger games follow a warm-started
+       τ-path (as τ → 0 the regularised equilibrium keeps mass on the support of the limit and loses it elsewhere
+       like exp(−margin/τ)). Once τ is small, each point splits the actions into clearly played, clearly beaten and
+       undecided; an LP over the undecided ones alone (the played ones follow from a linear system, see
+       ``_ambiguous_lp``), or failing that a guessed support corrected by exchanges, gives a candidate support T,
+       on which S_TT x_T = v·1, 1ᵀx_T = 1 is solved exactly and x checked to be strictly complementary. If no point
+       of the path yields one, they fall back to the LP above and say so in ``method``.
     2. *Polish*: z is projected onto the affine hull (least squares on [S_TT; 1ᵀ]), which puts the certificate at
        rounding level, and its strict complementarity is checked again.
     3. *Uniqueness* (``unique``): E is a point iff [S_TT; 1ᵀ] has full column rank (``RANK_RTOL``, scale-free):
@@ -544,8 +553,8 @@ def _nash_prompt(S: np.ndarray, ref: np.ndarray, selection: str, tol: float):
     S = _normalised_skew(S)
     notes, fallback, found = [], False, None
     if k > LP_DIRECT_MAX_ACTIONS:
-        found = _support_from_tau_path(S, ref)
-        route = "support from the tau-path, exact solve on it"
+        found, how = _support_from_tau_path(S, ref)
+        route = f"support from the tau-path ({how}), exact solve on it"
         if found is None:
             notes.append("the tau-path did not identify the support")
             fallback = True
@@ -645,11 +654,25 @@ SUPPORT_GAP_TOL = 1e-8
 SUPPORT_LOGIT_TOL = 1e-3
 SUPPORT_MASS_FLOOR = 1e-3
 SUPPORT_RATIO = 1e-4
+#: Down to this τ the path's Newton systems go to GMRES first; below it they are factorised from the first step,
+#: as GMRES would exceed its budget (on random 1000-action games GMRES takes ~23 products a step at τ = 3.3e-3, one
+#: twelfth of a factorisation, and ~65 at τ = 1.1e-3, more than one).
+SUPPORT_GMRES_TAU = 2e-3
+#: Above this τ (for S scaled to max|S| ∈ [¼, ½)) no guess is tried: on random games every guess there was still
+#: hundreds of actions off, and each try costs a factorisation.
+SUPPORT_GUESS_TAU = 5e-4
+#: The split of _ambiguous_lp by ℓ = log(π_τ/π_ref): played above the upper bound, beaten below the lower one.
+#: On random 1000-action games at τ ≈ 4e-4 every played action has ℓ > −6 and every beaten one ℓ < 0, and about a
+#: fifth of the actions fall between the bounds; a wrong split costs one failed try, never a wrong answer.
+AMBIGUOUS_LOG_RATIO = (-15.0, -0.5)
+#: _ambiguous_lp is tried only with at most this many ambiguous actions (HiGHS's time grows fast beyond).
+MAX_AMBIGUOUS = 300
 
 
 def _support_from_tau_path(S: np.ndarray, ref: np.ndarray):
-    """(x, T, face) for a strictly complementary equilibrium found by support identification along a τ-path (see
-    :func:`nash_lp`), or None. S is normalised (max|S| < ½), so ½ + S is a valid game."""
+    """((x, T, face), how) for a strictly complementary equilibrium found by support identification along a τ-path
+    (see :func:`nash_lp`), ``how`` saying which point of the path gave it and by which route; (None, "") if none
+    did. S is normalised (max|S| < ½), so ½ + S is a valid game."""
     sub_game = PreferenceGame(0.5 + S[None], ref[None])
     log_ref = np.log(ref)
     z, previous_tau = np.where(sub_game.support, sub_game.ref.log_probs, -np.inf), None
@@ -661,23 +684,82 @@ def _support_from_tau_path(S: np.ndarray, ref: np.ndarray):
             z = _normalised((log_ref + np.where(ratio < -10.0, (previous_tau / tau) * ratio, ratio))[None],
                             sub_game.support)
         try:
-            # Below the first point GMRES would exceed its budget at every point (small τ) before factorising.
             z = _newton_solve(sub_game, tau, z, SUPPORT_GAP_TOL, 200, "", logit_tol=SUPPORT_LOGIT_TOL,
-                              mass_floor=SUPPORT_MASS_FLOOR * tau, dense=previous_tau is not None).policy.log_probs
+                              mass_floor=SUPPORT_MASS_FLOOR * tau, dense=tau < SUPPORT_GMRES_TAU).policy.log_probs
         except SolverError:
-            return None
+            return None, ""
         previous_tau = tau
-        pi = np.exp(z[0])
-        T = pi >= SUPPORT_RATIO * ref
-        if T.sum() % 2 == 0:
-            # A generic equilibrium has odd support (the bordered skew system of an even one is singular): drop the
-            # weakest candidate.
-            candidates = np.flatnonzero(T)
-            T[candidates[np.argmin(pi[candidates] / ref[candidates])]] = False
-        found = _active_set(S, T)
+        if tau > SUPPORT_GUESS_TAU:
+            continue
+        log_ratio = z[0] - log_ref
+        found, undecided = _ambiguous_lp(S, log_ratio)
         if found is not None:
-            return found
-    return None
+            return found, f"an LP over its {undecided} undecided actions at tau = {tau:.2g}"
+        found = _active_set(S, _odd(log_ratio >= np.log(SUPPORT_RATIO), log_ratio))
+        if found is not None:
+            return found, f"guessed at tau = {tau:.2g}"
+    return None, ""
+
+
+def _odd(T: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """T without its lowest-``score`` member when |T| is even: a generic equilibrium has odd support (the bordered
+    skew system of an even one is singular, see _solve_on_support)."""
+    T = T.copy()
+    if T.sum() % 2 == 0 and T.any():
+        members = np.flatnonzero(T)
+        T[members[np.argmin(score[members])]] = False
+    return T
+
+
+def _ambiguous_lp(S: np.ndarray, log_ratio: np.ndarray):
+    """((x, T, face) or None, |A|): a strictly complementary equilibrium from a small LP over the |A| actions a τ-path
+    point leaves undecided. ``log_ratio`` [k] is log(π_τ/π_ref) at that point; S is normalised (max|S| < ½).
+
+    The actions are split by ``AMBIGUOUS_LOG_RATIO`` into C (taken as played), N (taken as beaten) and the rest, A.
+    An equilibrium x with x_N = 0 and every action of C played has (Sx)_C = v·1 with v = 0, so with 1ᵀx = 1 the
+    bordered system [[S_CC, −1], [1ᵀ, 0]] (x_C, v) = (−S_CA x_A, 1 − 1ᵀx_A) makes x_C and v affine functions of x_A.
+    Then every x_A ≥ 0 with v(x_A) = 0, x_C(x_A) ≥ 0 and (Sx)(y) ≤ 0 for y ∉ C is an equilibrium: an LP in |A|
+    variables (a fifth of the game on random games) that HiGHS solves in milliseconds, where the whole game takes it
+    seconds. It starts with the rows of A and adds the rows of C and N only where they are violated (seldom). A
+    wrong split makes the LP infeasible or its answer fail the exact check that follows (_active_set on its support),
+    never returns a wrong answer: the caller then goes on down the path.
+    """
+    C = _odd(log_ratio > AMBIGUOUS_LOG_RATIO[1], log_ratio)  # an even C is moved into A
+    A = (log_ratio >= AMBIGUOUS_LOG_RATIO[0]) & ~C
+    a, c, k = np.flatnonzero(A), np.flatnonzero(C), int(C.sum())
+    if not len(a) or len(a) > MAX_AMBIGUOUS or not k:
+        return None, len(a)
+    rhs = np.zeros((k + 1, len(a) + 1))  # column 0: the constant part; column 1 + j: the coefficient of x_A[j]
+    rhs[:k, 1:] = -S[np.ix_(c, a)]
+    rhs[k] = np.r_[1.0, -np.ones(len(a))]
+    Y = _bordered_solve(S, c, rhs)  # [k + 1, 1 + |A|]: rows 0..k−1 give x_C, row k gives v
+    if Y is None:
+        return None, len(a)
+    R = np.flatnonzero(~C)  # the rows (Sx)(y) ≤ 0 left to check: A and N
+    G = S[np.ix_(R, c)] @ Y[:k]  # [|R|, 1 + |A|]: (Sx)_R = G[:, 0] + G[:, 1:] x_A
+    G[:, 1:] += S[np.ix_(R, a)]
+    A_ub = np.vstack([-Y[:k, 1:], G[:, 1:]])  # x_C ≥ 0, then (Sx)_R ≤ 0
+    b_ub = np.r_[Y[:k, 0], -G[:, 0]]
+    rows = np.zeros(len(b_ub), dtype=bool)
+    rows[k + np.searchsorted(R, a)] = True
+    eta = _rounding(S)
+    for _ in range(10):
+        result = linprog(np.zeros(len(a)), A_ub=A_ub[rows], b_ub=b_ub[rows], A_eq=Y[k:, 1:], b_eq=-Y[k:, 0],
+                         bounds=(0, None), method="highs")
+        if result.status != 0:
+            return None, len(a)
+        violated = (A_ub @ result.x - b_ub > eta) & ~rows
+        if not violated.any():
+            break
+        rows |= violated
+    else:
+        return None, len(a)
+    x = np.zeros(len(S))
+    x[a] = result.x
+    x[c] = Y[:k, 0] + Y[:k, 1:] @ result.x
+    # HiGHS's point is feasible to its 1e-7 tolerance, so a beaten action may carry a sliver of mass: the exact
+    # solve (after the usual odd-support correction) decides.
+    return _active_set(S, _odd(x > eta, x)), len(a)
 
 
 #: rcond (1-norm, LAPACK's estimate) of the bordered matrix [[S_TT, −1], [1ᵀ, 0]] above which it is nonsingular
@@ -731,7 +813,22 @@ def _solve_on_support(S: np.ndarray, T: np.ndarray):
     """
     idx = np.flatnonzero(T)
     k = len(idx)
-    A = np.empty((k + 1, k + 1))  # [[S_TT, −1], [1ᵀ, 0]]
+    b = np.zeros(k + 1)
+    b[k] = 1.0
+    solved = _bordered_solve(S, idx, b, with_rcond=True)
+    if solved is None:
+        return None
+    solution, rcond = solved
+    x = np.zeros(len(S))
+    x[idx] = solution[:k]
+    return x, rcond
+
+
+def _bordered_solve(S: np.ndarray, idx: np.ndarray, rhs: np.ndarray, with_rcond: bool = False):
+    """The solution of [[S_II, −1], [1ᵀ, 0]] u = rhs (I = ``idx``, rhs [|I| + 1] or [|I| + 1, m]), with its 1-norm
+    reciprocal condition number if ``with_rcond``; None if the matrix is singular to working precision."""
+    k = len(idx)
+    A = np.empty((k + 1, k + 1))  # [[S_II, −1], [1ᵀ, 0]]
     A[:k, :k] = S[np.ix_(idx, idx)]
     A[:k, k] = -1.0
     A[k, :k] = 1.0
@@ -740,15 +837,11 @@ def _solve_on_support(S: np.ndarray, T: np.ndarray):
     lu, piv, info = lapack.dgetrf(A, overwrite_a=True)
     if info != 0:
         return None
-    b = np.zeros(k + 1)
-    b[k] = 1.0
-    solution, info = lapack.dgetrs(lu, piv, b)
+    solution, info = lapack.dgetrs(lu, piv, rhs)
     rcond, _ = lapack.dgecon(lu, anorm, norm="1")
     if info != 0 or not np.all(np.isfinite(solution)) or rcond < np.finfo(np.float64).eps:
         return None
-    x = np.zeros(len(S))
-    x[idx] = solution[:k]
-    return x, rcond
+    return (solution, rcond) if with_rcond else solution
 
 
 def _lp_on(S: np.ndarray, method: str = "highs") -> np.ndarray:

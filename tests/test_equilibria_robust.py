@@ -19,6 +19,7 @@ Tolerances: certificates are relative to max |S| (the solver's ``tol``, 1e-9); H
 1e-7 feasibility tolerance, so they use 1e-6 on S scaled to max |S| = 1.
 """
 
+import functools
 import itertools
 from fractions import Fraction
 
@@ -348,6 +349,68 @@ def test_large_game_with_several_equilibria_falls_back_and_says_so():
     merged[:60] += pi[150:]
     highs_merged[:60] += whole[150:]
     np.testing.assert_allclose(merged, highs_merged, rtol=0, atol=1e-6)
+
+
+# ---------------------------------------------------------------------- the LP over a τ-path point's undecided actions
+_AMBIGUOUS_N = 300
+
+
+@functools.lru_cache(maxsize=None)
+def equilibrium_of_random(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(S normalised as nash_lp does, HiGHS's equilibrium) of random_intransitive(_AMBIGUOUS_N, seed)."""
+    S = equilibria._normalised_skew(random_intransitive(_AMBIGUOUS_N, seed=seed).S[0])
+    return S, highs_whole(S)
+
+
+def split(played: np.ndarray, rng: np.random.Generator, undecided: float) -> np.ndarray:
+    """A log(π_τ/π_ref) that puts ``played`` above the upper bound and the rest below the lower one, except a fraction
+    ``undecided`` of the actions, drawn at random, put between the bounds."""
+    low, high = equilibria.AMBIGUOUS_LOG_RATIO
+    log_ratio = np.where(played, high + 1.0, low - 10.0)
+    between = rng.random(len(played)) < undecided
+    log_ratio[between] = rng.uniform(low, high, size=between.sum())
+    return log_ratio
+
+
+@settings(max_examples=12, deadline=None)
+@given(seed=st.integers(0, 3), draw=seeds, undecided=st.sampled_from([0.05, 0.2, 0.5]))
+def test_ambiguous_lp_with_a_right_split_finds_the_equilibrium(seed, draw, undecided):
+    """Every played action above the bounds or between them, every beaten one below or between: the LP over the
+    undecided actions returns HiGHS's equilibrium, with its support, certified."""
+    S, x_star = equilibrium_of_random(seed)
+    played = x_star > 1e-9
+    (found, count) = equilibria._ambiguous_lp(S, split(played, np.random.default_rng(draw), undecided))
+    assert found is not None and 0 < count <= equilibria.MAX_AMBIGUOUS
+    x, T, face = found
+    np.testing.assert_array_equal(T, played)
+    np.testing.assert_allclose(x, x_star, rtol=0, atol=1e-6)
+    assert (S @ x).max() <= 1e-15 and face.dim == 0
+
+
+@settings(max_examples=12, deadline=None)
+@given(seed=st.integers(0, 3), draw=seeds, wrong=st.integers(1, 4), side=st.sampled_from(["played", "beaten"]))
+def test_ambiguous_lp_with_a_wrong_split_never_returns_a_wrong_answer(seed, draw, wrong, side):
+    """Played actions taken as beaten, or beaten ones as played: the LP fails (None) or still finds the equilibrium
+    (a wrongly 'played' action can come out of the LP at zero mass); it never returns anything else."""
+    S, x_star = equilibrium_of_random(seed)
+    played = x_star > 1e-9
+    rng = np.random.default_rng(draw)
+    log_ratio = split(played, rng, 0.1)
+    candidates = np.flatnonzero(played if side == "played" else ~played)
+    flipped = rng.choice(candidates, size=wrong, replace=False)
+    log_ratio[flipped] = equilibria.AMBIGUOUS_LOG_RATIO[0] - 10.0 if side == "played" else 0.0
+    found, _ = equilibria._ambiguous_lp(S, log_ratio)
+    if side == "played":
+        assert found is None  # a played action forced to zero mass: no equilibrium is left (it is unique)
+    elif found is not None:
+        np.testing.assert_array_equal(found[1], played)
+        np.testing.assert_allclose(found[0], x_star, rtol=0, atol=1e-6)
+
+
+def test_nash_lp_at_n_1000_reports_the_route_that_found_the_support():
+    eq = nash_lp(random_intransitive(1000, seed=0))
+    assert "an LP over its" in eq.method[0] and "undecided actions at tau" in eq.method[0]
+    assert eq.duality_gap <= 1e-12
 
 
 @pytest.mark.slow
