@@ -20,6 +20,7 @@ averages the gradients, and :func:`average_gradients` is not called.
 from __future__ import annotations
 
 import atexit
+import gc
 import os
 from dataclasses import dataclass
 
@@ -55,6 +56,12 @@ def context(device: torch.device | None = None) -> Context:
 
 def _leave() -> None:
     if dist.is_initialized():
+        # collect the trainer's garbage first, while the group and the interpreter are whole: FSDP's modules (in
+        # reference cycles) keep gloo work handles that hold tensors, and freed during interpreter finalisation
+        # instead they take the GIL there and abort the process (SIGABRT, "terminate called without an active
+        # exception", the failure pytorch/pytorch#179291 describes; seen twice in about forty 2-process FSDP runs on a
+        # loaded machine)
+        gc.collect()
         dist.barrier()  # nobody leaves while another process still talks to it
         dist.destroy_process_group()
 

@@ -1,5 +1,6 @@
 """Sharded training with torch's own FSDP2 (``torch.distributed.fsdp.fully_shard``): every role of the algorithm
-sharded across the processes, for models that do not fit one device.
+sharded across the processes, for a model whose training state (weights, gradients, optimiser moments and the
+algorithm's frozen copies) does not fit one device.
 
 :func:`shard` wraps a :class:`~llm_backend.policy.TransformerPolicy`'s model with ``fully_shard`` — each transformer
 block (the classes HF lists in the model's ``_no_split_modules``, what accelerate's transformer auto-wrap policy
@@ -19,7 +20,8 @@ all reached EOS stops decoding early, leaving the others waiting in an all-gathe
 holds one full copy of the model while it samples; the optimiser state and gradients stay sharded.
 
 Every process runs every forward pass (FSDP's all-gathers are collectives), so evaluation runs on every process
-too; rank 0 alone writes. A full checkpoint (``save_pretrained``) gathers the weights on rank 0
+too; rank 0 alone writes. FSDP2 runs on CPU processes over gloo as well as on GPUs over NCCL (the mesh takes the
+policy's device type), which is how tests/test_llm_fsdp.py runs it. A full checkpoint (``save_pretrained``) gathers the weights on rank 0
 (:func:`full_state_dict`); a resumable one pickles each process's own shards (``ShardedPolicy.__reduce__``).
 """
 
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import json
 import os
 
@@ -44,14 +47,22 @@ def _skeleton(model: torch.nn.Module) -> torch.nn.Module:
     return copy.deepcopy(model, memo)
 
 
+@functools.lru_cache
+def _mesh(device_type: str, world: int):
+    """The 1-D mesh of all the processes, made once: every copy of a sharded policy (an EMA's, every step) is
+    sharded on it, and ``init_device_mesh`` can make a new process group per call (gloo on a machine with CUDA)."""
+    from torch.distributed.device_mesh import init_device_mesh
+
+    return init_device_mesh(device_type, (world,))
+
+
 def _fully_shard(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     """FSDP2 on each transformer block, then on the whole model (the root holds the embeddings and the head).
     ``reshard_after_forward=True`` everywhere, the root included (FSDP keeps the root gathered by default): a frozen
     role's forward passes happen with no backward after them, and :func:`gathered` switches it off for sampling."""
-    from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
 
-    mesh = init_device_mesh(device.type, (dist.get_world_size(),))
+    mesh = _mesh(device.type, dist.get_world_size())
     blocks = set(getattr(model, "_no_split_modules", None) or ())
     for module in model.modules():
         if type(module).__name__ in blocks:
@@ -182,6 +193,13 @@ class ShardedPolicy(TransformerPolicy):
                                       [*self.model.parameters(), *self.model.buffers()]):
                 _local(target).copy_(_local(source))
         return twin._flagged(self._flags())
+
+    def __copy__(self) -> "ShardedPolicy":
+        """A shallow copy sharing the model, as for any module (``view()`` is one). Defined because
+        :meth:`__reduce__`, which ``copy.copy`` would otherwise call, makes a checkpoint's copy of the shards."""
+        twin = object.__new__(type(self))
+        twin.__dict__.update(self.__dict__)
+        return twin
 
     def __reduce__(self):
         """Pickled (``torch.save`` of a checkpoint) as the skeleton, the settings and *this process's* shards: each
