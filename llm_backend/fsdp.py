@@ -21,8 +21,9 @@ holds one full copy of the model while it samples; the optimiser state and gradi
 
 Every process runs every forward pass (FSDP's all-gathers are collectives), so evaluation runs on every process
 too; rank 0 alone writes. FSDP2 runs on CPU processes over gloo as well as on GPUs over NCCL (the mesh takes the
-policy's device type), which is how tests/test_llm_fsdp.py runs it. A full checkpoint (``save_pretrained``) gathers the weights on rank 0
-(:func:`full_state_dict`); a resumable one pickles each process's own shards (``ShardedPolicy.__reduce__``).
+policy's device type), which is how tests/test_llm_fsdp.py runs it. A full checkpoint (``save_pretrained``) gathers
+the weights on rank 0 (:func:`full_state_dict`); a resumable one pickles each process's own shards
+(``ShardedPolicy.__reduce__``).
 """
 
 from __future__ import annotations
@@ -118,16 +119,19 @@ def shard(policy: TransformerPolicy) -> "ShardedPolicy":
 def gathered(*policies: TransformerPolicy):
     """Within: every sharded model among ``policies`` held whole on each process, forward passes without
     collectives (module docstring: why sampling needs it). Resharded on exit."""
+    from torch.distributed.fsdp import FSDPModule
+
     models = {id(p.model): p.model for p in policies if isinstance(p, ShardedPolicy)}.values()
-    for model in models:
-        model.set_reshard_after_forward(False)
-        model.unshard()
+    units = [module for model in models for module in model.modules() if isinstance(module, FSDPModule)]
+    for unit in units:  # unshard and reshard act on one unit each, not on the blocks inside it
+        unit.set_reshard_after_forward(False, recurse=False)
+        unit.unshard()
     try:
         yield
     finally:
-        for model in models:
-            model.reshard()
-            model.set_reshard_after_forward(True)
+        for unit in units:
+            unit.reshard()
+            unit.set_reshard_after_forward(True, recurse=False)
 
 
 def full_state_dict(policy: TransformerPolicy) -> dict | None:

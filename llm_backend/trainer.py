@@ -14,8 +14,9 @@ trainer only supplies what a real model needs around it:
   linear warm-up), gradient accumulation and clipping, bf16 autocast on a GPU, seeds;
 * **measurement**: one JSON line per step in ``metrics.jsonl``, a progress bar, ``save_pretrained`` checkpoints;
 * **long runs**: atomic checkpoints that :meth:`Trainer.resume` continues exactly, and data-parallel processes
-  (:mod:`llm_backend.distributed`). A step's ``accumulate`` micro-batches are *slots*, each with its own generator
-  (and its own walk through a dataset), so that N processes × A slots compute what one process computes with N·A.
+  (:mod:`llm_backend.distributed`), optionally sharded with FSDP2 (:mod:`llm_backend.fsdp`). A step's
+  ``accumulate`` micro-batches are *slots*, each with its own generator (and its own walk through a dataset), so
+  that N processes × A slots compute what one process computes with N·A.
 
 Metrics (every step): ``step``, ``loss`` (the objective, mean over micro-batches), ``lr``, ``pairs`` and
 ``tokens`` (response tokens in the step's pairs, y and y′), ``seconds`` (the step's wall time), ``pairs_per_s`` and
@@ -415,7 +416,11 @@ class Trainer:
         """Continue from the checkpoint at ``path`` (:meth:`save_checkpoint`): this trainer must be built as the
         saved one was (the same algorithm, options and world size); its policy's weights, roles, schedule,
         optimiser, scheduler, generators and data positions become the saved ones."""
-        state = torch.load(os.path.join(path, _state_file(self.dist.rank if self.sharded else 0)), weights_only=False)
+        own = os.path.join(path, _state_file(self.dist.rank if self.sharded else 0))
+        if not os.path.isfile(own):  # a rank r > 0 of an FSDP run, on a checkpoint written without FSDP
+            raise ValueError(f"{path} holds no FSDP shards of process {self.dist.rank}: it was written without FSDP; "
+                             "resume it without FSDP")
+        state = torch.load(own, weights_only=False)
         saved_run, run = (state["algorithm"], state["world"], state.get("fsdp", False)), (
             self.algorithm.describe(), self.dist.world, self.sharded)
         if saved_run != run:

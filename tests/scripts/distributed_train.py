@@ -4,7 +4,8 @@ rps-sequences and save what came out.
 Run under ``torchrun --nproc_per_node N`` (each process takes ``accumulate`` micro-batches) or alone (then with
 N·accumulate micro-batches): argv = OUT ACCUMULATE [--fsdp] [--algo NAME] [--save-every N] [--resume CHECKPOINT].
 OUT receives, from rank 0, ``parameters.pt`` (the complete trained weights) and ``metrics.json`` (the world size,
-every metrics row and each process's fraction of the policy's parameter entries that it holds).
+every metrics row and, for each process, the larger fraction of the parameter entries it holds of the policy and
+of π_ref, measured after a draw from each).
 """
 
 import argparse
@@ -39,13 +40,16 @@ def main() -> None:
     oracle = SequenceOracle(game)
     algorithm = make("inpo", inner_steps=2) if args.algo == "inpo" else make(args.algo)
     trainer = Trainer(algorithm, policy, oracle, oracle, steps=4, game=game, batch=6, accumulate=args.accumulate,
-                      eval_batch=8, eval_every=2, lr=1e-2, fsdp=args.fsdp or None, out=args.out, save_every=args.save_every)
+                      eval_batch=8, eval_every=2, lr=1e-2, fsdp=args.fsdp or None, out=args.out,
+                      save_every=args.save_every)
     if args.resume:
         trainer.resume(args.resume)
     run = trainer.train()
     parameters = {name: (p.full_tensor() if hasattr(p, "full_tensor") else p).detach()
                   for name, p in trainer.policy.named_parameters()}  # full_tensor: a collective, on every rank
-    fractions = [held(trainer.policy)]
+    for role in (trainer.policy, trainer.ref):  # a draw gathers a sharded model; afterwards it is sharded again
+        role.sample(game.prompt_tokens(torch.tensor([[0, 0]])), 2, torch.Generator().manual_seed(0))
+    fractions = [max(held(trainer.policy), held(trainer.ref))]
     if trainer.dist.world > 1:
         gathered = [None] * trainer.dist.world
         dist.all_gather_object(gathered, fractions[0])
