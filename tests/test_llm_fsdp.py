@@ -39,10 +39,11 @@ def assert_same_run(two, metrics_two, one, metrics_one, tolerance: float) -> Non
 
 
 def check_against_one_process(tmp_path, command, algorithm: str, *options: str) -> None:
-    """2 processes launched by ``command`` (the script's ``options``: --fsdp, or none when the launcher asks for
-    FSDP) against one unsharded process."""
+    """2 processes launched by ``command`` (the script's ``options``: --fsdp, unless the launcher asks for FSDP)
+    against one unsharded process (the same options but --fsdp)."""
     two, metrics_two = run(command, tmp_path / "two", 1, "--algo", algorithm, *options)  # each: 1 micro-batch
-    one, metrics_one = run([sys.executable], tmp_path / "one", 2, "--algo", algorithm)  # unsharded, both
+    alone = [option for option in options if option != "--fsdp"]
+    one, metrics_one = run([sys.executable], tmp_path / "one", 2, "--algo", algorithm, *alone)  # unsharded, both
     assert metrics_two["world"] == 2 and metrics_one["world"] == 1
     assert metrics_two["held"] == [pytest.approx(0.5, abs=0.01)] * 2  # sharded: each process holds half
     assert [r["pairs"] for r in rows_without_timing(metrics_two)[1:]] == [12] * 4  # the global batch
@@ -65,6 +66,13 @@ def test_every_role_sharded(algorithm, tmp_path):
     """The EMA averaged shard by shard, IOPO's trained adversary, IPO-MD's mixture sampled with both models gathered,
     BPO's ensemble members (perturbed, then sharded), an optimistic update's previous gradient."""
     check_against_one_process(tmp_path, LAUNCHERS["torchrun"](), algorithm, "--fsdp")
+
+
+@pytest.mark.slow
+def test_text_responses_that_end_at_different_lengths_on_each_process(tmp_path):
+    """Text: a process whose responses have all reached EOS stops decoding first; sampling with the model gathered,
+    it waits in no collective the other process does not join."""
+    check_against_one_process(tmp_path, LAUNCHERS["torchrun"](), "online-ipo", "--fsdp", "--text")
 
 
 @pytest.mark.slow
