@@ -9,6 +9,7 @@ import torch
 
 pytest.importorskip("transformers")
 
+from test_cli import run_error  # noqa: E402
 from test_llm_distributed import LAUNCHERS, ROOT, free_port, run  # noqa: E402
 
 from llm_backend import TransformerPolicy  # noqa: E402
@@ -106,6 +107,12 @@ def test_fsdp_needs_several_processes():
         Trainer(make("online-ipo"), policy, oracle, oracle, steps=1, fsdp=True)
     with pytest.raises(ValueError, match="FSDP with LoRA is not supported"):
         Trainer(make("online-ipo"), policy.with_lora(r=2), oracle, oracle, steps=1, fsdp=True)
+
+
+def test_train_fsdp_in_one_process_is_one_line_of_error(capsys, tmp_path):
+    error = run_error(capsys, "train", "--algo", "online-ipo", "--model", "tiny", "--game", "rps-sequences",
+                      "--steps", "1", "--out", str(tmp_path / "run"), "--fsdp")
+    assert "FSDP shards a model across processes: launch 2 or more" in error
 
 
 def test_an_accelerate_fsdp_setting_the_trainer_does_not_implement_is_refused(monkeypatch):
