@@ -227,8 +227,8 @@ def trainer_section(model, tokenizer, size: dict, with_trl: bool, log) -> dict:
 
 def breakdown_section(model, tokenizer, size: dict, reps: int) -> dict:
     """Where our step's time goes, rebuilt from the pieces the trainer composes (public classes, so that this does
-    not lean on the trainer's internals): the two sampling calls of ``PairSampler("policy").sample`` (one per side
-    of the pair), what one call drawing both responses would cost, and the rest of the step (oracle, objective,
+    not lean on the trainer's internals): the one sampling call of ``PairSampler("policy").sample``, which draws
+    both sides of every pair (``sample(x, 2)``: 2·batch sequences), and the rest of the step (oracle, objective,
     backward, AdamW); beside it TRL's one ``generate`` of both responses (2·batch sequences, KV cache). Medians."""
     from llm_backend.oracles import Environment
     from preference_games.samplers import PairSampler, Roles
@@ -243,11 +243,9 @@ def breakdown_section(model, tokenizer, size: dict, reps: int) -> dict:
     encoded = left_padded(tokenizer, prompt_texts(size["batch"], seed=1))
     generation = trl_generation_config(tokenizer, size["new_tokens"], sample=True, cache=True, eos=True)
     view, generator = policy.view(), torch.Generator().manual_seed(0)
-    times = {"ours_one_sampling_call": [], "ours_both_in_one_call": [], "ours_rest_of_step": [],
-             "hf_generate_2x_batch": []}
+    times = {"ours_sampling_both_sides": [], "ours_rest_of_step": [], "hf_generate_2x_batch": []}
     for _ in range(reps):
-        times["ours_one_sampling_call"].append(timed(lambda: view.sample(x, 1, generator)))
-        times["ours_both_in_one_call"].append(timed(lambda: view.sample(x, 2, generator)))
+        times["ours_sampling_both_sides"].append(timed(lambda: view.sample(x, 2, generator)))
         pairs = PairSampler("policy").sample(roles, env, size["batch"], generator, "soft")
 
         def rest():

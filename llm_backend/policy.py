@@ -46,6 +46,7 @@ import itertools
 import json
 import os
 import weakref
+from dataclasses import dataclass
 
 import torch
 
@@ -68,6 +69,66 @@ def _cache_argument(model) -> str:
     ``past_key_values`` before (still accepted, with a deprecation warning, until it is removed)."""
     base = model.get_base_model() if hasattr(model, "get_base_model") else model  # a peft model forwards **kwargs
     return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
+
+
+#: Rotary types whose tables depend on the position alone (not on the sequence length seen so far), so that
+#: :meth:`TransformerPolicy._start` can compute them once for every position a decode reaches.
+_STATIC_ROPE = ("default", "linear", "llama3")
+#: Attention implementations the lean step calls with a mask it builds itself: eager adds a float mask (0 or the
+#: dtype's minimum), sdpa takes a boolean one — what transformers builds for each. Others (flash, flex) keep the
+#: model's forward.
+_LEAN_ATTENTION = ("eager", "sdpa")
+
+
+def _lean_decoder(model) -> bool:
+    """Whether :meth:`TransformerPolicy._lean_step` may decode ``model``'s architecture: a Llama (peft-wrapped or
+    not) with a static rotary embedding (:data:`_STATIC_ROPE`) and the module layout it reads. Other architectures
+    differ inside the model's ``forward`` (scaled embeddings, sliding windows, biases on norms) and keep it. The
+    attention implementation, which can change after a policy is built, is checked when a decode starts."""
+    top = model.get_base_model() if hasattr(model, "get_base_model") else model
+    body = getattr(top, "model", None)
+    if getattr(top.config, "model_type", None) != "llama" or not all(
+            hasattr(body, name) for name in ("embed_tokens", "layers", "rotary_emb", "norm")):
+        return False
+    attn = body.layers[0].self_attn
+    return (getattr(body.rotary_emb, "rope_type", None) in _STATIC_ROPE and hasattr(top, "lm_head")
+            and all(hasattr(attn, name) for name in ("head_dim", "scaling", "layer_idx", "attention_dropout")))
+
+
+def _rms_norm(norm, hidden: torch.Tensor) -> torch.Tensor:
+    """HF's LlamaRMSNorm, w ⊙ h / √(mean(h²) + ε) computed in float32, without its module call: [..., H]."""
+    x = hidden.to(torch.float32)
+    x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + norm.variance_epsilon)
+    return norm.weight * x.to(hidden.dtype)
+
+
+def _rotate_half(x: torch.Tensor) -> torch.Tensor:
+    """(a, b) → (−b, a) on the two halves of the last axis (the rotary embedding's pairing)."""
+    half = x.shape[-1] // 2
+    return torch.cat((-x[..., half:], x[..., :half]), -1)
+
+
+@dataclass
+class _Decoding:
+    """What a cached decode carries from one token to the next (one per model, so a mixture keeps two).
+
+    ``cache``: the model's KV cache (updated in place); ``log_probs`` [N, V]: the next token's; ``padding`` long
+    [N, Lp + length]: 1 on every column a query may see (the left-padded prompt's real tokens, then every generated
+    token), preallocated, so that a step's mask is a view of its first ``width`` columns; ``padded``: whether any
+    prompt is (without padding a step needs no mask: its one query sees the whole cache); ``position`` [N, 1]: the
+    position of the last token read; ``width``: columns in the cache. For :meth:`TransformerPolicy._lean_step`
+    (else None): ``rotary``, the rotary tables (cos, sin) [Lp + length, head dim], and ``mask``
+    [N, 1, 1, Lp + length], ``padding`` as the attention implementation takes it (None without padding).
+    """
+
+    cache: object
+    log_probs: torch.Tensor
+    padding: torch.Tensor
+    padded: bool
+    position: torch.Tensor
+    width: int
+    rotary: tuple[torch.Tensor, torch.Tensor] | None = None
+    mask: torch.Tensor | None = None
 
 
 def tiny_llama(vocab_size: int, *, pad_id: int, bos_id: int | None = None, eos_id: int | None = None,
@@ -141,6 +202,7 @@ class TransformerPolicy(_TokenModel, torch.nn.Module):
         self.length_normalise, self.frozen = bool(length_normalise), False
         self.adapter = None  # which weights a frozen view reads: None (the model as it is), BASE, or a LoRA adapter
         self._cache_argument = _cache_argument(model)
+        self._lean = _lean_decoder(model)
 
     @classmethod
     def for_game(cls, game: SequenceGame, hidden: int = 32, layers: int = 2, seed: int = 0,
@@ -309,24 +371,90 @@ class TransformerPolicy(_TokenModel, torch.nn.Module):
                                    self._positions(mask))
             return self._response_log_probs(logits[:, Lp - 1:])  # [N, L, V]: column Lp−1+t predicts y_t
 
-    def _start(self, prompts: Tokens):
-        """Read the prompts into a fresh KV cache: (cache, next-token log-probs [N, V], attention mask [N, Lp])."""
+    def _start(self, prompts: Tokens) -> "_Decoding":
+        """Read the prompts into a fresh KV cache: the decoding state after the prompts (:class:`_Decoding`)."""
         from transformers import DynamicCache
 
         cache = DynamicCache()
         ids, mask = self._left(prompts)  # [N, Lp]
-        logits = self._forward(ids, self._full_pass_mask(mask), self._positions(mask), cache)  # [N, Lp, vocab]
-        return cache, self._response_log_probs(logits[:, -1]), mask
+        positions = self._positions(mask)  # [N, Lp]
+        logits = self._forward(ids, self._full_pass_mask(mask), positions, cache)  # [N, Lp, vocab]
+        N, Lp = mask.shape
+        # every column past the prompt will hold a generated token, which every later query may see
+        padding = torch.cat([mask, mask.new_ones(N, self.length)], -1)  # [N, Lp + length]
+        state = _Decoding(cache, self._response_log_probs(logits[:, -1]), padding, not bool(mask.all()),
+                          positions[:, -1:], Lp)
+        attention = self.model.config._attn_implementation
+        if self._lean and attention in _LEAN_ATTENTION:
+            top = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+            reach = torch.arange(Lp + self.length, device=mask.device)[None]  # [1, Lp + length]
+            cos, sin = top.model.rotary_emb(logits.new_empty(0, dtype=self.dtype), reach)  # [1, Lp + length, d]
+            state.rotary = cos[0], sin[0]
+            if state.padded:
+                state.mask = padding.bool()[:, None, None]  # [N, 1, 1, Lp + length]: sdpa's, True where seen
+                if attention == "eager":  # eager's: added to the scores, 0 where seen, the dtype's minimum elsewhere
+                    state.mask = torch.zeros(state.mask.shape, dtype=self.dtype, device=mask.device).masked_fill(
+                        ~state.mask, torch.finfo(self.dtype).min)
+        return state
 
-    def _next(self, state) -> torch.Tensor:
-        return state[1]  # [N, V]
+    def _next(self, state: "_Decoding") -> torch.Tensor:
+        return state.log_probs  # [N, V]
 
-    def _advance(self, state, tokens: torch.Tensor):
-        """Feed only the new tokens [N]; the cache holds the keys and values of everything before."""
-        cache, _, mask = state
-        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], -1)  # [N, T + 1]
-        logits = self._forward(tokens[:, None], mask, self._positions(mask)[:, -1:], cache)  # [N, 1, vocab]
-        return cache, self._response_log_probs(logits[:, -1]), mask
+    def _advance(self, state: "_Decoding", tokens: torch.Tensor) -> "_Decoding":
+        """Feed only the new tokens [N]; the cache holds the keys and values of everything before. Updates
+        ``state`` in place and returns it."""
+        state.width += 1
+        state.position = state.position + 1  # [N, 1]: one past the last token read, in every row
+        step = self._hf_step if state.rotary is None else self._lean_step
+        logits = step(tokens[:, None], state)  # [N, 1, vocab]
+        state.log_probs = self._response_log_probs(logits[:, -1])
+        return state
+
+    def _hf_step(self, tokens: torch.Tensor, state: "_Decoding") -> torch.Tensor:
+        """One decoding step through the model's own ``forward``: logits [N, 1, vocab] for tokens [N, 1]. Without
+        padding the mask is None (the query sees the whole cache, which is the causal mask of one new token)."""
+        mask = state.padding[:, : state.width] if state.padded else None  # [N, T + 1], a view
+        return self._forward(tokens, mask, state.position, state.cache)
+
+    def _lean_step(self, tokens: torch.Tensor, state: "_Decoding") -> torch.Tensor:
+        """The same step as :meth:`_hf_step` written out for a Llama (:func:`_lean_decoder`), from the model's own
+        weights and linear maps (LoRA's included) and transformers' own attention function: logits [N, 1, vocab].
+
+        Per layer, with h [N, 1, H] and RMS(h) = w ⊙ h / √(mean(h²) + ε) (in float32, as HF's LlamaRMSNorm):
+
+            q, k, v = RMS(h) W_q, W_k, W_v;   q, k ← q·cos + rot(q)·sin, k·cos + rot(k)·sin  (rot(a, b) = (−b, a))
+            h ← h + attention(q, [K_cache, k], [V_cache, v]) W_o;   h ← h + W_down (silu(RMS(h) W_gate) ⊙ RMS(h) W_up)
+
+        then the head on RMS(h). The same operations in the same order as the model's ``forward``, so the same
+        numbers (the tests compare both with teacher forcing at 1e-12 in float64); the rotary tables are read at the
+        new position from ``state.rotary`` and the mask is a view of ``state.mask``, both built once by
+        :meth:`_start`. What it saves is the per-call
+        machinery around them (mask construction, output records, hooks, argument plumbing): at this project's
+        model sizes a one-token ``forward`` is mostly that — this step took about half its time (measured)."""
+        from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+        from transformers.models.llama.modeling_llama import eager_attention_forward
+
+        top = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        body = top.model
+        mask = None if state.mask is None else state.mask[..., : state.width]  # [N, 1, 1, T + 1]
+        cos, sin = (table[state.position][:, :, None] for table in state.rotary)  # [N, 1, 1, head dim] each
+        N = tokens.shape[0]
+        with self._weights():
+            hidden = body.embed_tokens(tokens)  # [N, 1, H]
+            for layer in body.layers:
+                attn = layer.self_attn
+                x = _rms_norm(layer.input_layernorm, hidden)
+                q, k, v = (project(x).view(N, 1, -1, attn.head_dim).transpose(1, 2)  # [N, heads, 1, head dim]
+                           for project in (attn.q_proj, attn.k_proj, attn.v_proj))
+                q, k = q * cos + _rotate_half(q) * sin, k * cos + _rotate_half(k) * sin
+                k, v = state.cache.update(k, v, attn.layer_idx)  # [N, kv heads, T + 1, head dim]
+                attention = ALL_ATTENTION_FUNCTIONS.get_interface(attn.config._attn_implementation,
+                                                                  eager_attention_forward)
+                out, _ = attention(attn, q, k, v, mask, dropout=attn.attention_dropout if attn.training else 0.0,
+                                   scaling=attn.scaling)  # [N, 1, heads, head dim]
+                hidden = hidden + attn.o_proj(out.reshape(N, 1, -1).contiguous())
+                hidden = hidden + layer.mlp(_rms_norm(layer.post_attention_layernorm, hidden))
+            return top.lm_head(_rms_norm(body.norm, hidden))  # [N, 1, vocab]
 
     def _warp(self, log_probs: torch.Tensor) -> torch.Tensor:
         """Temperature, then top-p, on the next-token log-probs [N, V] that ``sample`` draws from."""

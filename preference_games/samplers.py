@@ -11,8 +11,9 @@ of two ways that share every other line of code:
   population loss, and autograd on it gives the exact expected gradient (the trick behind ``dynamics``).
   It needs an :class:`~preference_games.protocols.EnumerablePolicy` and a :class:`TabularOracle`.
 * **sampled**: B prompts from the oracle's prompt source (d0), one response from each side per prompt (each side
-  asks its policy, or the policy's ``mixture_sampler``, to ``sample``), weight 1/B, and either the soft label p
-  (IPO-MD Algorithm 2) or a Bernoulli draw from it (the λ_p data of eq. 8). Any
+  asks its policy, or the policy's ``mixture_sampler``, to ``sample``; both sides in one call when they are one
+  distribution), weight 1/B, and either the soft label p (IPO-MD Algorithm 2) or a Bernoulli draw from it (the
+  λ_p data of eq. 8). Any
   :class:`~preference_games.protocols.Policy` and any oracle that is also a prompt source will do: a table, or an
   autoregressive network on a :class:`~preference_games.sequences.SequenceGame` (and, through the same protocols,
   a transformer).
@@ -186,15 +187,24 @@ class PairSampler:
         return Pairs(expand(x), expand(y), expand(y2), weight, pref)
 
     def sample(self, roles, oracle, batch: int, generator: torch.Generator, labels: str) -> Pairs:
-        """``batch`` prompts from the oracle's prompt source, one response per side from each policy's ``sample``;
+        """``batch`` prompts from the oracle's prompt source, one response per side from each policy's ``sample``
+        (both sides in one ``sample(x, 2)`` call when they name the same distribution: y = draws 0, 2, 4, …,
+        y2 = draws 1, 3, 5, …, which needs responses indexable along [C, B], as tensors and ``Tokens`` are);
         soft or Bernoulli labels from the oracle. ``oracle``: a PreferenceOracle that is also a PromptSource."""
         if labels not in LABELS:
             raise ValueError(f"labels must be one of {LABELS}; got {labels!r}")
         policy = roles.policy
         x = oracle.sample(batch, generator)  # [C, B] prompts
         first, second = self.sources(roles)
-        y = first.sample(x, 1, generator)  # [C, B] responses, one per prompt
-        y2 = second.sample(x, 1, generator)
+        if first is second:
+            # One distribution: both sides in one call decode 2B sequences at once, where two calls would run the
+            # model's step loop twice over B (for a transformer the same cost per step for B or 2B rows at small
+            # sizes, so half the sampling time). Prompt b's two draws sit at 2b and 2b + 1.
+            both = first.sample(x, 2, generator)  # [C, 2B]
+            y, y2 = both[:, 0::2], both[:, 1::2]  # [C, B] each
+        else:
+            y = first.sample(x, 1, generator)  # [C, B] responses, one per prompt
+            y2 = second.sample(x, 1, generator)
         p = oracle.prob(x, y, y2).to(policy.dtype).expand(roles.configs, -1)  # [C, B]
         # Bernoulli draws on the CPU generator: the labels of a seeded run do not depend on the device
         pref = p if labels == "soft" else torch.bernoulli(p.cpu(), generator=generator).to(p.device)

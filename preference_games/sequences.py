@@ -80,6 +80,12 @@ class Tokens:
         """(C, B, L)."""
         return tuple(self.ids.shape)
 
+    def __getitem__(self, index) -> "Tokens":
+        """The sequences at ``index`` along [C, B] (e.g. ``tokens[:, 0::2]``), each kept whole: Tokens [C', B', L]."""
+        return Tokens(self.ids[index], self.lengths[index])
+
+    __iter__ = None  # indexing is along [C, B], not a sequence protocol: iterating a batch is an error, not a loop
+
     def repeat_interleave(self, n: int) -> "Tokens":
         """Each sequence n times in a row along the batch: [C, B, L] → [C, B·n, L] (the protocol's sample layout)."""
         return Tokens(self.ids.repeat_interleave(n, dim=1), self.lengths.repeat_interleave(n, dim=1))
@@ -368,15 +374,21 @@ def _flat_pair(prompts: Tokens, responses: Tokens) -> tuple[Tokens, Tokens, int,
 
 
 def _pick(log_probs: torch.Tensor, generator: torch.Generator | None, greedy: bool) -> torch.Tensor:
-    """One next token per row of log_probs [N, V]: long [N]."""
+    """One next token per row of log_probs [N, V]: long [N].
+
+    A draw by the inverse CDF: with F_j = Σ_{i ≤ j} p_i (float64) and u ~ U[0, 1), the token is the first j with
+    F_j > u·F_V, which is j with probability p_j / F_V up to u's 2⁻⁵³ grid (dividing by F_V absorbs its rounding
+    away from 1). A token of probability 0 has F_j = F_{j−1} and is never the first to exceed; u < 1 keeps
+    u·F_V < F_V, so some token always is. One uniform per row: ``torch.multinomial`` cost ~6× as much per call at
+    these sizes (measured: 147 against 25 µs for [16, 100]), a sixth of a tiny model's decoding step."""
     if greedy:
         return log_probs.argmax(-1)
-    probs = log_probs.exp()
-    if generator is not None and generator.device != probs.device:
-        # one seeded stream for a run (a trainer's CPU generator) whatever device the model is on: the draw moves
-        # to the generator's device and back, a synchronisation per token on a GPU, but the same tokens everywhere
-        return torch.multinomial(probs.to(generator.device), 1, generator=generator)[:, 0].to(probs.device)
-    return torch.multinomial(probs, 1, generator=generator)[:, 0]
+    # one seeded stream for a run (a trainer's CPU generator) whatever device the model is on: the draw moves to the
+    # generator's device and back, a synchronisation per token on a GPU, but the same tokens everywhere
+    device = log_probs.device if generator is None else generator.device
+    cdf = log_probs.to(device=device, dtype=torch.float64).exp().cumsum(-1)  # [N, V]
+    u = torch.rand(cdf.shape[0], 1, dtype=torch.float64, device=device, generator=generator) * cdf[:, -1:]  # [N, 1]
+    return torch.searchsorted(cdf, u, right=True)[:, 0].to(log_probs.device)
 
 
 class _TokenModel:
@@ -610,17 +622,20 @@ def _generate(model: _TokenModel, prompts: Tokens, n: int, generator: torch.Gene
     device = prompts.ids.device
     lengths = torch.full((C * B,), model.length, dtype=torch.long, device=device)  # [N]
     ended = torch.zeros(C * B, dtype=torch.bool, device=device)  # [N]
-    ids = torch.zeros(C * B, 0, dtype=torch.long, device=device)  # [N, t]
+    ids = torch.zeros(C * B, model.length, dtype=torch.long, device=device)  # [N, L]: column t written at step t
     cache = model._start(prompts) if cached else None
+    drawn = 0  # columns written
     for t in range(model.length):
         if cached:
             log_probs = model._next(cache)  # [N, V]
-        else:  # the token at t is a placeholder, unread: position t's distribution depends on y_<t only
-            probe = torch.cat([ids, ids.new_zeros(C * B, 1)], -1).reshape(C, B, t + 1)
+        else:  # column t still holds 0, a placeholder: position t's distribution depends on y_<t only
+            probe = ids[:, : t + 1].reshape(C, B, t + 1)
             log_probs = model.token_log_probs(prompts, _fixed_length(probe))[:, t]  # [N, V]
         token = _pick(model._warp(log_probs), generator, greedy)  # [N]
-        token = torch.where(ended, model.pad_id, token)
-        ids = torch.cat([ids, token[:, None]], -1)
+        if model.eos_id is not None:
+            token = torch.where(ended, model.pad_id, token)
+        ids[:, t] = token
+        drawn = t + 1
         if model.eos_id is not None:
             stops = ~ended & (token == model.eos_id)
             lengths = torch.where(stops, t + 1, lengths)
@@ -629,7 +644,7 @@ def _generate(model: _TokenModel, prompts: Tokens, n: int, generator: torch.Gene
                 break
         if cached and t + 1 < model.length:
             cache = model._advance(cache, token)
-    return Tokens(ids.reshape(C, B, -1), lengths.reshape(C, B))
+    return Tokens(ids[:, :drawn].reshape(C, B, drawn), lengths.reshape(C, B))
 
 
 # ==================================================================================================== the bridge
