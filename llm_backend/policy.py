@@ -74,9 +74,8 @@ def _cache_argument(model) -> str:
 #: Rotary types whose tables depend on the position alone (not on the sequence length seen so far), so that
 #: :meth:`TransformerPolicy._start` can compute them once for every position a decode reaches.
 _STATIC_ROPE = ("default", "linear", "llama3")
-#: Attention implementations the lean step calls with a mask it builds itself: eager adds a float mask (0 or the
-#: dtype's minimum), sdpa takes a boolean one — what transformers builds for each. Others (flash, flex) keep the
-#: model's forward.
+#: Attention implementations whose function the lean step writes out for its one query, softmax(q·Kᵀ·s + mask)·V
+#: (both compute exactly that); others (flash, flex) keep the model's forward.
 _LEAN_ATTENTION = ("eager", "sdpa")
 
 
@@ -92,7 +91,8 @@ def _lean_decoder(model) -> bool:
         return False
     attn = body.layers[0].self_attn
     return (getattr(body.rotary_emb, "rope_type", None) in _STATIC_ROPE and hasattr(top, "lm_head")
-            and all(hasattr(attn, name) for name in ("head_dim", "scaling", "layer_idx", "attention_dropout")))
+            and all(hasattr(attn, name) for name in ("head_dim", "scaling", "layer_idx"))
+            and not getattr(top.config, "attention_dropout", 0.0))  # the step has no dropout on attention weights
 
 
 def _rms_norm(norm, hidden: torch.Tensor) -> torch.Tensor:
@@ -112,13 +112,17 @@ def _rotate_half(x: torch.Tensor) -> torch.Tensor:
 class _Decoding:
     """What a cached decode carries from one token to the next (one per model, so a mixture keeps two).
 
-    ``cache``: the model's KV cache (updated in place); ``log_probs`` [N, V]: the next token's; ``padding`` long
+    ``cache``: the model's KV cache after the prompts, extended in place by :meth:`TransformerPolicy._hf_step` (the
+    lean step keeps its own, ``kv``); ``log_probs`` [N, V]: the next token's; ``padding`` long
     [N, Lp + length]: 1 on every column a query may see (the left-padded prompt's real tokens, then every generated
     token), preallocated, so that a step's mask is a view of its first ``width`` columns; ``padded``: whether any
     prompt is (without padding a step needs no mask: its one query sees the whole cache); ``position`` [N, 1]: the
     position of the last token read; ``width``: columns in the cache. For :meth:`TransformerPolicy._lean_step`
-    (else None): ``rotary``, the rotary tables (cos, sin) [Lp + length, head dim], and ``mask``
-    [N, 1, 1, Lp + length], ``padding`` as the attention implementation takes it (None without padding).
+    (else None): ``rotary``, each row's rotary tables (cos, sin) at the positions of its generated tokens
+    [N, length, head dim]; ``kv``, each layer's keys and values [N, kv heads, Lp + length, head dim], preallocated
+    (the prompt's copied from ``cache``), so that a step writes one column instead of concatenating the whole
+    cache; ``mask`` [N, 1, 1, Lp + length], ``padding`` as an additive mask (0 where seen, the dtype's minimum
+    elsewhere; None without padding).
     """
 
     cache: object
@@ -128,6 +132,7 @@ class _Decoding:
     position: torch.Tensor
     width: int
     rotary: tuple[torch.Tensor, torch.Tensor] | None = None
+    kv: list[tuple[torch.Tensor, torch.Tensor]] | None = None
     mask: torch.Tensor | None = None
 
 
@@ -384,17 +389,18 @@ class TransformerPolicy(_TokenModel, torch.nn.Module):
         padding = torch.cat([mask, mask.new_ones(N, self.length)], -1)  # [N, Lp + length]
         state = _Decoding(cache, self._response_log_probs(logits[:, -1]), padding, not bool(mask.all()),
                           positions[:, -1:], Lp)
-        attention = self.model.config._attn_implementation
-        if self._lean and attention in _LEAN_ATTENTION:
+        if self._lean and self.model.config._attn_implementation in _LEAN_ATTENTION and hasattr(cache, "layers"):
             top = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
-            reach = torch.arange(Lp + self.length, device=mask.device)[None]  # [1, Lp + length]
-            cos, sin = top.model.rotary_emb(logits.new_empty(0, dtype=self.dtype), reach)  # [1, Lp + length, d]
-            state.rotary = cos[0], sin[0]
+            reach = positions[:, -1:] + torch.arange(1, self.length + 1, device=mask.device)  # [N, length]
+            state.rotary = top.model.rotary_emb(logits.new_empty(0, dtype=self.dtype), reach)  # [N, length, d] each
+            state.kv = []
+            for layer in cache.layers:  # [N, kv heads, Lp, d] each → [N, kv heads, Lp + length, d]
+                keys, values = (torch.cat([t, t.new_empty(*t.shape[:2], self.length, t.shape[-1])], -2)
+                                for t in (layer.keys, layer.values))
+                state.kv.append((keys, values))
             if state.padded:
-                state.mask = padding.bool()[:, None, None]  # [N, 1, 1, Lp + length]: sdpa's, True where seen
-                if attention == "eager":  # eager's: added to the scores, 0 where seen, the dtype's minimum elsewhere
-                    state.mask = torch.zeros(state.mask.shape, dtype=self.dtype, device=mask.device).masked_fill(
-                        ~state.mask, torch.finfo(self.dtype).min)
+                state.mask = torch.zeros(padding.shape, dtype=self.dtype, device=mask.device).masked_fill(
+                    padding == 0, torch.finfo(self.dtype).min)[:, None, None]  # [N, 1, 1, Lp + length]
         return state
 
     def _next(self, state: "_Decoding") -> torch.Tensor:
@@ -417,42 +423,47 @@ class TransformerPolicy(_TokenModel, torch.nn.Module):
         return self._forward(tokens, mask, state.position, state.cache)
 
     def _lean_step(self, tokens: torch.Tensor, state: "_Decoding") -> torch.Tensor:
-        """The same step as :meth:`_hf_step` written out for a Llama (:func:`_lean_decoder`), from the model's own
-        weights and linear maps (LoRA's included) and transformers' own attention function: logits [N, 1, vocab].
+        """The same step as :meth:`_hf_step` written out for a Llama (:func:`_lean_decoder`) under eager or sdpa
+        attention, from the model's own weights and linear maps (LoRA's included): logits [N, 1, vocab].
 
         Per layer, with h [N, 1, H] and RMS(h) = w ⊙ h / √(mean(h²) + ε) (in float32, as HF's LlamaRMSNorm):
 
             q, k, v = RMS(h) W_q, W_k, W_v;   q, k ← q·cos + rot(q)·sin, k·cos + rot(k)·sin  (rot(a, b) = (−b, a))
-            h ← h + attention(q, [K_cache, k], [V_cache, v]) W_o;   h ← h + W_down (silu(RMS(h) W_gate) ⊙ RMS(h) W_up)
+            K, V ← [K, k], [V, v];   a = softmax(q Kᵀ·s + mask) V   (s = 1/√head dim; query head j reads kv head
+            j // g, g query heads per kv head; the softmax in float32, as HF's eager attention)
+            h ← h + a W_o;   h ← h + W_down (silu(RMS(h) W_gate) ⊙ RMS(h) W_up)
 
-        then the head on RMS(h). The same operations in the same order as the model's ``forward``, so the same
-        numbers (the tests compare both with teacher forcing at 1e-12 in float64); the rotary tables are read at the
-        new position from ``state.rotary`` and the mask is a view of ``state.mask``, both built once by
-        :meth:`_start`. What it saves is the per-call
-        machinery around them (mask construction, output records, hooks, argument plumbing): at this project's
-        model sizes a one-token ``forward`` is mostly that — this step took about half its time (measured)."""
-        from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
-        from transformers.models.llama.modeling_llama import eager_attention_forward
-
+        then the head on RMS(h). The model's ``forward`` computes the same function; the tests compare both, and
+        teacher forcing, at 1e-12 in float64. Kept out: the per-call machinery (mask construction, output records,
+        hooks, argument plumbing), the growing concatenation of the KV cache (``state.kv`` is preallocated and
+        the step writes one column), the per-step rotary tables (``state.rotary`` holds them for every step) and
+        sdpa's kernel set-up for one query (150 µs a call on the CPU at 80 keys, more than the arithmetic; the
+        attention above is three small operations). At this project's model sizes a one-token ``forward`` is
+        mostly that machinery: this step takes about half its time (measured)."""
         top = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
         body = top.model
-        mask = None if state.mask is None else state.mask[..., : state.width]  # [N, 1, 1, T + 1]
-        cos, sin = (table[state.position][:, :, None] for table in state.rotary)  # [N, 1, 1, head dim] each
+        T = state.width  # keys once this token's are in
+        t = T - 1 - (state.padding.shape[-1] - self.length)  # which generated token this is (0 for the first)
+        mask = None if state.mask is None else state.mask[..., :T]  # [N, 1, 1, T]
+        cos, sin = (table[:, t:t + 1, None] for table in state.rotary)  # [N, 1, 1, head dim] each
         N = tokens.shape[0]
         with self._weights():
             hidden = body.embed_tokens(tokens)  # [N, 1, H]
-            for layer in body.layers:
+            for layer, (keys, values) in zip(body.layers, state.kv):
                 attn = layer.self_attn
                 x = _rms_norm(layer.input_layernorm, hidden)
-                q, k, v = (project(x).view(N, 1, -1, attn.head_dim).transpose(1, 2)  # [N, heads, 1, head dim]
+                q, k, v = (project(x).view(N, -1, 1, attn.head_dim)  # [N, heads, 1, head dim]: one position
                            for project in (attn.q_proj, attn.k_proj, attn.v_proj))
                 q, k = q * cos + _rotate_half(q) * sin, k * cos + _rotate_half(k) * sin
-                k, v = state.cache.update(k, v, attn.layer_idx)  # [N, kv heads, T + 1, head dim]
-                attention = ALL_ATTENTION_FUNCTIONS.get_interface(attn.config._attn_implementation,
-                                                                  eager_attention_forward)
-                out, _ = attention(attn, q, k, v, mask, dropout=attn.attention_dropout if attn.training else 0.0,
-                                   scaling=attn.scaling)  # [N, 1, heads, head dim]
-                hidden = hidden + attn.o_proj(out.reshape(N, 1, -1).contiguous())
+                keys[:, :, T - 1:T], values[:, :, T - 1:T] = k, v
+                Hk = keys.shape[1]
+                q = q.view(N, Hk, -1, attn.head_dim)  # [N, kv heads, g, head dim]: query heads by their kv head
+                scores = torch.matmul(q, keys[:, :, :T].transpose(2, 3)) * attn.scaling  # [N, kv heads, g, T]
+                if mask is not None:
+                    scores = scores + mask
+                weights = torch.softmax(scores, -1, dtype=torch.float32).to(q.dtype)
+                out = torch.matmul(weights, values[:, :, :T])  # [N, kv heads, g, head dim]
+                hidden = hidden + attn.o_proj(out.reshape(N, 1, -1))
                 hidden = hidden + layer.mlp(_rms_norm(layer.post_attention_layernorm, hidden))
             return top.lm_head(_rms_norm(body.norm, hidden))  # [N, 1, vocab]
 

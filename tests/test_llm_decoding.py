@@ -62,10 +62,11 @@ def test_each_cached_step_equals_teacher_forcing(prompts, lean):
 
 
 @pytest.mark.parametrize("prompts", [ragged, even])
-@pytest.mark.parametrize("attention", ["eager", "sdpa"])
-def test_the_lean_step_equals_the_models_forward_step(prompts, attention):
-    """Side by side from the same prompt pass, under each attention implementation the lean step supports (sdpa
-    reads a boolean mask, eager an additive one)."""
+@pytest.mark.parametrize("attention, tolerance", [("eager", 1e-13), ("sdpa", 1e-7)])
+def test_the_lean_step_equals_the_models_forward_step(prompts, attention, tolerance):
+    """Side by side from the same prompt pass, under each attention implementation the lean step stands in for. It
+    computes softmax(q·Kᵀ·s + mask)·V as eager attention does, to rounding; PyTorch's sdpa kernel on the CPU is
+    itself off that by ~1e-8 in float64 (measured: 1.4e-8 and 1.7e-8 here; see tiny_llama), hence its tolerance."""
     policy = llama(seed=9)
     policy.model.set_attn_implementation(attention)
     lean, own = policy._start(prompts()), policy._start(prompts())
@@ -73,7 +74,7 @@ def test_the_lean_step_equals_the_models_forward_step(prompts, attention):
     for t in range(RESPONSES.shape[-1]):
         lean = policy._advance(lean, RESPONSES.ids[0, :, t])
         own = policy._advance(own, RESPONSES.ids[0, :, t])
-        assert torch.allclose(policy._next(lean), policy._next(own), atol=1e-13, rtol=0), t
+        assert torch.allclose(policy._next(lean), policy._next(own), atol=tolerance, rtol=0), t
 
 
 def test_a_mistral_decodes_through_its_forward_like_teacher_forcing():
