@@ -11,11 +11,13 @@ of π_ref, measured after a draw from each).
 
 import argparse
 import json
+import os
+import sys
 
 import torch
 import torch.distributed as dist
 
-from llm_backend import TransformerPolicy
+from llm_backend import TransformerPolicy, distributed
 from llm_backend.data import PromptDataset
 from llm_backend.oracles import CallableOracle
 from llm_backend.text import TextCodec, char_tokenizer
@@ -73,3 +75,10 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    # Everything is written: leave the group and exit without interpreter finalisation, where gloo work handles
+    # still alive can abort a finished process (pytorch/pytorch#179291; distributed._leave collects them first, which
+    # has stopped it in our runs, but a red CI over a teardown race in torch would hide every real result).
+    distributed._leave()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
