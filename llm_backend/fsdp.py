@@ -31,13 +31,12 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
-import json
 import os
 
 import torch
 import torch.distributed as dist
 
-from .policy import SETTINGS_FILE, TransformerPolicy
+from .policy import TransformerPolicy
 from .sampling import TransformerMixture
 
 
@@ -228,8 +227,7 @@ class ShardedPolicy(TransformerPolicy):
         state = full_state_dict(self)
         if dist.get_rank() == 0:
             self.model.save_pretrained(path, state_dict=state)
-            with open(os.path.join(path, SETTINGS_FILE), "w") as handle:
-                json.dump(self.settings(), handle, indent=1)
+            self._save_settings(path)
 
 
 class GatheredMixture(TransformerMixture):

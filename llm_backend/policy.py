@@ -64,10 +64,15 @@ def _delete_adapter(model_ref, name: str) -> None:
         model.delete_adapter(name)
 
 
+def _unwrapped(model):
+    """The transformers model inside a peft wrapper (the model itself when it has none)."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
 def _cache_argument(model) -> str:
     """The keyword that passes a KV cache to ``model.forward``: ``cache`` from transformers 5.2x on,
     ``past_key_values`` before (still accepted, with a deprecation warning, until it is removed)."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model  # a peft model forwards **kwargs
+    base = _unwrapped(model)  # a peft model forwards **kwargs: its base's signature says which
     return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
 
 
@@ -84,7 +89,7 @@ def _lean_decoder(model) -> bool:
     not) with a static rotary embedding (:data:`_STATIC_ROPE`) and the module layout it reads. Other architectures
     differ inside the model's ``forward`` (scaled embeddings, sliding windows, biases on norms) and keep it. The
     attention implementation, which can change after a policy is built, is checked when a decode starts."""
-    top = model.get_base_model() if hasattr(model, "get_base_model") else model
+    top = _unwrapped(model)
     body = getattr(top, "model", None)
     if getattr(top.config, "model_type", None) != "llama" or not all(
             hasattr(body, name) for name in ("embed_tokens", "layers", "rotary_emb", "norm")):
@@ -280,6 +285,10 @@ class TransformerPolicy(_TokenModel, torch.nn.Module):
             merged.save_pretrained(path)
         else:
             self.model.save_pretrained(path)
+        self._save_settings(path)
+
+    def _save_settings(self, path) -> None:
+        """The policy's settings (:meth:`settings`) beside its weights, where :meth:`from_pretrained` reads them."""
         with open(os.path.join(path, SETTINGS_FILE), "w") as handle:
             json.dump(self.settings(), handle, indent=1)
 
@@ -390,7 +399,7 @@ class TransformerPolicy(_TokenModel, torch.nn.Module):
         state = _Decoding(cache, self._response_log_probs(logits[:, -1]), padding, not bool(mask.all()),
                           positions[:, -1:], Lp)
         if self._lean and self.model.config._attn_implementation in _LEAN_ATTENTION and hasattr(cache, "layers"):
-            top = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+            top = _unwrapped(self.model)
             reach = positions[:, -1:] + torch.arange(1, self.length + 1, device=mask.device)  # [N, length]
             state.rotary = top.model.rotary_emb(logits.new_empty(0, dtype=self.dtype), reach)  # [N, length, d] each
             state.kv = []
@@ -443,7 +452,7 @@ class TransformerPolicy(_TokenModel, torch.nn.Module):
         project's model sizes a one-token ``forward`` is mostly that machinery: drawing 16 sequences of 64 tokens
         took a third of the time through this step (measured on the benchmark's 87k-parameter Llama, sdpa: 0.055
         against 0.148 s)."""
-        top = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        top = _unwrapped(self.model)
         body = top.model
         T = state.width  # keys once this token's are in
         t = T - 1 - (state.padding.shape[-1] - self.length)  # which generated token this is (0 for the first)
